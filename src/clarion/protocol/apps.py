@@ -1,0 +1,39 @@
+"""Apps and their limits, as plain values shared by the server and the HTTP API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["App", "Limits"]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-app limits. Sizes are UTF-8 bytes, lengths are characters."""
+
+    max_connections: int = 0
+    """Open connections allowed for the app; 0 means unlimited (then 4004)."""
+    client_event_rate: int = 10
+    """Client events per second per connection (then ``pusher:error`` 4301)."""
+    max_channel_name_length: int = 164
+    max_event_name_length: int = 200
+    max_event_bytes: int = 10 * 1024
+    """Size of one event's ``data``: HTTP 413, or ``pusher:error`` for client events."""
+    max_channels_per_event: int = 100
+    max_batch_events: int = 10
+    max_presence_members: int = 100
+    """Distinct users in one presence channel (then ``LimitReached`` 4100)."""
+    max_presence_user_id_length: int = 128
+    max_presence_user_info_bytes: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """One tenant of the server: its credentials, switches and limits."""
+
+    id: str
+    key: str
+    secret: str = field(repr=False)
+    enabled: bool = True
+    client_events: bool = False
+    limits: Limits = field(default_factory=Limits)

@@ -1,0 +1,172 @@
+"""The JSON codec for Pusher protocol frames.
+
+Each server event is encoded here and nowhere else. Protocol events carry their
+``data`` as a JSON string holding JSON (the "double encoding" of the Pusher
+protocol), except ``pusher:error``, ``pusher:ping``, ``pusher:pong`` and
+``pusher:subscription_error``, whose ``data`` is an object, as real Pusher sends
+them. Application events carry the publisher's string unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from clarion.protocol.errors import ProtocolError
+
+__all__ = [
+    "PING",
+    "PONG",
+    "ClientMessage",
+    "channel_event",
+    "connection_established",
+    "dumps",
+    "error",
+    "member_added",
+    "member_removed",
+    "parse_client_message",
+    "subscription_error",
+    "subscription_succeeded",
+]
+
+
+def dumps(value: object) -> str:
+    """Encode ``value`` as compact JSON, keeping non-ASCII characters as they are."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+PING = '{"event":"pusher:ping","data":{}}'
+PONG = '{"event":"pusher:pong","data":{}}'
+
+
+def connection_established(socket_id: str, activity_timeout: int) -> str:
+    data = dumps({"socket_id": socket_id, "activity_timeout": activity_timeout})
+    return dumps({"event": "pusher:connection_established", "data": data})
+
+
+def error(code: int | None, message: str, channel: str | None = None) -> str:
+    frame: dict[str, Any] = {"event": "pusher:error"}
+    if channel is not None:
+        frame["channel"] = channel
+    frame["data"] = {"code": code, "message": message}
+    return dumps(frame)
+
+
+def subscription_succeeded(
+    channel: str, presence: Mapping[str, object] | None = None
+) -> str:
+    """Encode the subscription confirmation.
+
+    ``presence`` maps each distinct user id of a presence channel to its
+    ``user_info`` (``None`` when it has none); every id is then listed in ``ids``
+    and is a key of ``hash``, the subscriber's own id included.
+    """
+    if presence is None:
+        data = "{}"
+    else:
+        roster = {"ids": list(presence), "hash": dict(presence), "count": len(presence)}
+        data = dumps({"presence": roster})
+    return dumps(
+        {
+            "event": "pusher_internal:subscription_succeeded",
+            "channel": channel,
+            "data": data,
+        }
+    )
+
+
+def subscription_error(channel: str, error_type: str, message: str, status: int) -> str:
+    return dumps(
+        {
+            "event": "pusher:subscription_error",
+            "channel": channel,
+            "data": {"type": error_type, "error": message, "status": status},
+        }
+    )
+
+
+def member_added(channel: str, user_id: str, user_info: object) -> str:
+    data = dumps({"user_id": user_id, "user_info": user_info})
+    return dumps(
+        {"event": "pusher_internal:member_added", "channel": channel, "data": data}
+    )
+
+
+def member_removed(channel: str, user_id: str) -> str:
+    data = dumps({"user_id": user_id})
+    return dumps(
+        {"event": "pusher_internal:member_removed", "channel": channel, "data": data}
+    )
+
+
+def channel_event(
+    event: str, channel: str, data: str, user_id: str | None = None
+) -> str:
+    """Encode an application or client event for the channel's subscribers."""
+    frame = {"event": event, "channel": channel, "data": data}
+    if user_id is not None:
+        frame["user_id"] = user_id
+    return dumps(frame)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientMessage:
+    """One decoded frame from a client."""
+
+    event: str
+    channel: str | None
+    data: Any
+    """The ``data`` field: for ``pusher:*`` events a dict (``{}`` when absent)."""
+
+
+def parse_client_message(text: str) -> ClientMessage:
+    """Decode a client frame.
+
+    ``data`` of ``pusher:*`` events may arrive as an object or as a string that
+    holds a JSON object; both decode to a dict. Unknown top-level keys are
+    ignored.
+
+    Raises:
+        ProtocolError: code ``None``, ``Invalid message format``, when the text is
+        not a JSON object with a string ``event`` (and a string ``channel``, if
+        present).
+    """
+    try:
+        message = json.loads(text)
+    except ValueError:
+        raise ProtocolError(
+            "Invalid message format: the frame is not valid JSON"
+        ) from None
+    if not isinstance(message, dict) or not isinstance(message.get("event"), str):
+        raise ProtocolError(
+            "Invalid message format: expected a JSON object with a string 'event'"
+        )
+    channel = message.get("channel")
+    if channel is not None and not isinstance(channel, str):
+        raise ProtocolError("Invalid message format: 'channel' must be a string")
+    event: str = message["event"]
+    data = message.get("data")
+    if event.startswith("pusher:"):
+        data = _decode_protocol_data(event, data)
+    return ClientMessage(event, channel, data)
+
+
+def _decode_protocol_data(event: str, data: object) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if isinstance(data, str):
+        if not data:
+            return {}
+        try:
+            data = json.loads(data)
+        except ValueError:
+            raise ProtocolError(
+                f"Invalid message format: data of {event} is not a JSON object"
+            ) from None
+    if not isinstance(data, dict):
+        raise ProtocolError(
+            f"Invalid message format: data of {event} is not a JSON object"
+        )
+    return data

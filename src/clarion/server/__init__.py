@@ -1,0 +1,1 @@
+"""The asyncio server: one listener for the WebSocket endpoint and the HTTP API."""

@@ -1,0 +1,99 @@
+"""The adapter interface: subscriptions, presence members and message delivery.
+
+An adapter knows apps, channels, members and messages; it knows nothing about
+HTTP routes or WebSocket frames beyond handing a message to a subscriber.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from clarion.protocol.presence import Member
+from clarion.server.websocket import OutboundMessage
+
+__all__ = ["Adapter", "ChannelInfo", "Subscribed", "Subscriber", "Unsubscribed"]
+
+
+class Subscriber(Protocol):
+    """What an adapter needs from a connection to deliver to it."""
+
+    socket_id: str
+
+    def send(self, message: OutboundMessage) -> None:
+        """Queue ``message`` for the peer without blocking."""
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribed:
+    """The outcome of adding a subscription."""
+
+    occupied: bool
+    """The channel had no subscriber before this one."""
+    member_added: bool
+    """This connection is its user's first in the presence channel."""
+    roster: dict[str, object] | None
+    """Presence channels: user id to ``user_info`` of every member, this one too."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    """The outcome of removing a subscription."""
+
+    vacated: bool
+    """The channel has no subscriber left."""
+    removed_user_id: str | None
+    """Presence channels: the user whose last connection in the channel left."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    subscription_count: int
+    """Subscribed connections."""
+    user_count: int | None
+    """Distinct presence users; ``None`` for other channels."""
+
+
+class Adapter(Protocol):
+    """Channel state for every app that this process serves."""
+
+    async def add_subscription(
+        self,
+        app_id: str,
+        channel: str,
+        subscriber: Subscriber,
+        member: Member | None,
+        max_members: int,
+    ) -> Subscribed:
+        """Add ``subscriber`` to ``channel``; adding the same pair again is a no-op.
+
+        Raises:
+            SubscriptionError: ``LimitReached`` (4100) when a presence channel
+            already has ``max_members`` distinct users and ``member`` is new.
+        """
+
+    async def remove_subscription(
+        self, app_id: str, channel: str, subscriber: Subscriber
+    ) -> Unsubscribed: ...
+
+    async def publish(
+        self,
+        app_id: str,
+        channel: str,
+        message: OutboundMessage,
+        except_socket_id: str | None = None,
+    ) -> None:
+        """Hand ``message`` to each subscriber but ``except_socket_id``."""
+
+    async def channel_info(self, app_id: str, channel: str) -> ChannelInfo: ...
+
+    async def channels(
+        self, app_id: str, prefix: str = ""
+    ) -> Mapping[str, ChannelInfo]:
+        """Return the occupied channels whose names start with ``prefix``."""
+
+    async def members(self, app_id: str, channel: str) -> Mapping[str, object]:
+        """Return user id to ``user_info`` for a presence channel's members."""
+
+    async def close(self) -> None: ...

@@ -1,0 +1,155 @@
+"""The in-process adapter: channel state in dictionaries of one process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from clarion.protocol.errors import SubscriptionError
+from clarion.protocol.presence import Member
+from clarion.server.adapters.base import (
+    ChannelInfo,
+    Subscribed,
+    Subscriber,
+    Unsubscribed,
+)
+from clarion.server.websocket import OutboundMessage
+
+__all__ = ["LocalAdapter"]
+
+
+class _PresenceUser:
+    __slots__ = ("socket_ids", "user_info")
+
+    def __init__(self, user_info: object) -> None:
+        # The first connection's user_info stands until the user leaves entirely.
+        self.user_info = user_info
+        self.socket_ids: set[str] = set()
+
+
+class _Channel:
+    __slots__ = ("members", "subscribers")
+
+    def __init__(self, presence: bool) -> None:
+        self.subscribers: dict[str, Subscriber] = {}
+        self.members: dict[str, _PresenceUser] | None = {} if presence else None
+
+
+class LocalAdapter:
+    """Channel state for one process, with no sharing."""
+
+    def __init__(self) -> None:
+        self._apps: dict[str, dict[str, _Channel]] = {}
+
+    async def add_subscription(
+        self,
+        app_id: str,
+        channel: str,
+        subscriber: Subscriber,
+        member: Member | None,
+        max_members: int,
+    ) -> Subscribed:
+        channels = self._apps.setdefault(app_id, {})
+        state = channels.get(channel)
+        if state is None:
+            state = _Channel(presence=member is not None)
+        socket_id = subscriber.socket_id
+        already = socket_id in state.subscribers
+
+        member_added = False
+        if member is not None and state.members is not None and not already:
+            user = state.members.get(member.user_id)
+            if user is None:
+                if len(state.members) >= max_members:
+                    raise SubscriptionError(
+                        "LimitReached",
+                        f"Presence channel {channel} already has the maximum of "
+                        f"{max_members} members",
+                        4100,
+                    )
+                user = state.members[member.user_id] = _PresenceUser(member.user_info)
+                member_added = True
+            user.socket_ids.add(socket_id)
+
+        occupied = not state.subscribers
+        channels[channel] = state
+        state.subscribers[socket_id] = subscriber
+        roster = None
+        if state.members is not None:
+            roster = {
+                user_id: user.user_info for user_id, user in state.members.items()
+            }
+        return Subscribed(occupied, member_added, roster)
+
+    async def remove_subscription(
+        self, app_id: str, channel: str, subscriber: Subscriber
+    ) -> Unsubscribed:
+        channels = self._apps.get(app_id)
+        state = channels.get(channel) if channels else None
+        socket_id = subscriber.socket_id
+        if state is None or state.subscribers.pop(socket_id, None) is None:
+            return Unsubscribed(vacated=False, removed_user_id=None)
+
+        removed_user_id = None
+        if state.members is not None:
+            for user_id, user in state.members.items():
+                if socket_id in user.socket_ids:
+                    user.socket_ids.discard(socket_id)
+                    if not user.socket_ids:
+                        removed_user_id = user_id
+                    break
+            if removed_user_id is not None:
+                del state.members[removed_user_id]
+
+        vacated = not state.subscribers
+        if vacated and channels is not None:
+            del channels[channel]
+            if not channels:
+                del self._apps[app_id]
+        return Unsubscribed(vacated, removed_user_id)
+
+    async def publish(
+        self,
+        app_id: str,
+        channel: str,
+        message: OutboundMessage,
+        except_socket_id: str | None = None,
+    ) -> None:
+        channels = self._apps.get(app_id)
+        state = channels.get(channel) if channels else None
+        if state is None:
+            return
+        for socket_id, subscriber in state.subscribers.items():
+            if socket_id != except_socket_id:
+                subscriber.send(message)
+
+    async def channel_info(self, app_id: str, channel: str) -> ChannelInfo:
+        channels = self._apps.get(app_id)
+        state = channels.get(channel) if channels else None
+        if state is None:
+            return ChannelInfo(subscription_count=0, user_count=None)
+        return _info(state)
+
+    async def channels(
+        self, app_id: str, prefix: str = ""
+    ) -> Mapping[str, ChannelInfo]:
+        channels = self._apps.get(app_id, {})
+        return {
+            name: _info(state)
+            for name, state in channels.items()
+            if name.startswith(prefix)
+        }
+
+    async def members(self, app_id: str, channel: str) -> Mapping[str, object]:
+        channels = self._apps.get(app_id)
+        state = channels.get(channel) if channels else None
+        if state is None or state.members is None:
+            return {}
+        return {user_id: user.user_info for user_id, user in state.members.items()}
+
+    async def close(self) -> None:
+        self._apps.clear()
+
+
+def _info(state: _Channel) -> ChannelInfo:
+    user_count = None if state.members is None else len(state.members)
+    return ChannelInfo(len(state.subscribers), user_count)

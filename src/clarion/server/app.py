@@ -1,0 +1,85 @@
+"""Start and stop one server process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from clarion.server.adapters import LocalAdapter
+from clarion.server.apps import StaticAppRegistry
+from clarion.server.config import Settings
+from clarion.server.http import HttpProtocol
+from clarion.server.http_api import HttpApi
+from clarion.server.hub import Hub
+
+__all__ = ["run", "serve"]
+
+logger = logging.getLogger(__name__)
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Listen until ``stop`` is set, then close every connection with 4200."""
+    hub = Hub(settings, StaticAppRegistry(settings.apps), LocalAdapter())
+    api = HttpApi(hub)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: HttpProtocol(hub, api), settings.host, settings.port, backlog=4096
+    )
+    hub.start()
+    ports = sorted({sock.getsockname()[1] for sock in server.sockets})
+    logger.info(
+        "Listening on %s port %s (WebSocket /app/{key}, HTTP API /apps/{app_id})",
+        settings.host,
+        ", ".join(map(str, ports)),
+    )
+    for app in settings.apps:
+        logger.info(
+            "Serving app %s (key %s, client events %s)",
+            app.id,
+            app.key,
+            "on" if app.client_events else "off",
+        )
+    if settings.uses_dev_app:
+        logger.warning(
+            "The development app (id 1, key app-key, secret app-secret) is active. "
+            "Its credentials are public: use them for development only."
+        )
+
+    await stop.wait()
+    logger.info("Stopping: closing %d connection(s)", len(hub.connections))
+    server.close()
+    await hub.stop()
+    await hub.adapter.close()
+    await server.wait_closed()
+    logger.info("Stopped")
+
+
+def run(settings: Settings) -> None:
+    """Run the server on uvloop where it is installed, until SIGINT or SIGTERM."""
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve(settings, stop)
+
+    _run_loop(main)
+
+
+def _run_loop(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        logger.info("uvloop is not installed; using the default asyncio event loop")
+        asyncio.run(main())
+        return
+    if sys.version_info >= (3, 12):
+        uvloop.run(main())
+    else:
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+        asyncio.run(main())

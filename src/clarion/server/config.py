@@ -1,0 +1,261 @@
+"""Settings, read once at start-up: command-line flags over ``CLARION_*`` environment
+variables over the TOML file, over the defaults."""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from clarion.protocol.apps import App, Limits
+
+__all__ = ["DEV_APP", "ConfigError", "Settings", "load_settings"]
+
+DEV_APP = App(id="1", key="app-key", secret="app-secret", client_events=True)
+"""The development app served when nothing else is configured. Its secret is public."""
+
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid; the message names it and the accepted form."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = "127.0.0.1"
+    """Address to listen on."""
+    port: int = 6001
+    apps: tuple[App, ...] = (DEV_APP,)
+    activity_timeout: int = 120
+    """Seconds announced to clients; the server pings a client silent this long."""
+    pong_timeout: int = 30
+    """Seconds a client has to answer the server's ping before it is closed (4201)."""
+    max_frame_bytes: int = 256 * 1024
+    """Largest WebSocket message accepted from a client; larger ones close with 1009."""
+    max_body_bytes: int = 1024 * 1024
+    """Largest HTTP request body accepted; larger ones get 413."""
+    expose_dev_app: bool = False
+    """Allow listening beyond loopback while the development app is configured."""
+    log_level: str = "INFO"
+
+    @property
+    def uses_dev_app(self) -> bool:
+        return any(
+            app.secret == DEV_APP.secret and app.key == DEV_APP.key for app in self.apps
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Settings(host={self.host!r}, port={self.port}, "
+            f"apps={[app.id for app in self.apps]})"
+        )
+
+
+# Setting name -> (environment variable, parser). Flags use the same names.
+_SERVER_KEYS = {
+    "host": str,
+    "port": int,
+    "activity_timeout": int,
+    "pong_timeout": int,
+    "max_frame_bytes": int,
+    "max_body_bytes": int,
+    "expose_dev_app": bool,
+    "log_level": str,
+}
+
+_APP_KEYS = {"id", "key", "secret", "enabled", "client_events"}
+_LIMIT_KEYS = {limit.name for limit in fields(Limits)}
+
+
+def load_settings(
+    *,
+    flags: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build the settings from ``flags`` (None values are unset) over ``environ``.
+
+    ``CLARION_CONFIG`` or the ``config`` flag names the TOML file. The
+    ``CLARION_APP_ID``, ``CLARION_APP_KEY`` and ``CLARION_APP_SECRET`` variables
+    define one app that replaces the apps of the file.
+
+    Raises:
+        ConfigError: a value is invalid, or the development app would be exposed
+        beyond loopback without ``expose_dev_app``.
+    """
+    flags = {name: value for name, value in (flags or {}).items() if value is not None}
+    environ = environ or {}
+
+    config_path = flags.get("config") or environ.get("CLARION_CONFIG")
+    document = _read_toml(Path(config_path)) if config_path else {}
+    server_table = document.get("server", {})
+    if not isinstance(server_table, dict):
+        raise ConfigError("[server] in the config file must be a table")
+
+    values: dict[str, Any] = {}
+    for name, kind in _SERVER_KEYS.items():
+        variable = f"CLARION_{name.upper()}"
+        if name in flags:
+            values[name] = flags[name]
+        elif variable in environ:
+            values[name] = _parse(environ[variable], kind, variable)
+        elif name in server_table:
+            values[name] = _check_type(server_table[name], kind, f"server.{name}")
+    unknown = set(server_table) - set(_SERVER_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"Unknown setting(s) in [server]: {', '.join(sorted(unknown))}"
+        )
+
+    apps = _apps_from_environ(environ) or _apps_from_document(document)
+    if apps:
+        values["apps"] = apps
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Invalid TOML in config file {path}: {exc}") from exc
+
+
+def _parse(raw: str, kind: type, variable: str) -> Any:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"Invalid {variable}={raw!r}: expected true or false")
+    if kind is int:
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(
+                f"Invalid {variable}={raw!r}: expected an integer"
+            ) from None
+    return raw
+
+
+def _check_type(value: Any, kind: type, name: str) -> Any:
+    # bool is a subclass of int; a TOML boolean is no valid integer setting.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"Invalid {name} = {value!r}: expected {kind.__name__}")
+    return value
+
+
+def _apps_from_environ(environ: Mapping[str, str]) -> tuple[App, ...]:
+    names = ("CLARION_APP_ID", "CLARION_APP_KEY", "CLARION_APP_SECRET")
+    given = [name for name in names if environ.get(name)]
+    if not given:
+        return ()
+    if len(given) != len(names):
+        missing = sorted(set(names) - set(given))
+        raise ConfigError(
+            f"Set all of {', '.join(names)}; missing: {', '.join(missing)}"
+        )
+    table: dict[str, Any] = {
+        "id": environ["CLARION_APP_ID"],
+        "key": environ["CLARION_APP_KEY"],
+        "secret": environ["CLARION_APP_SECRET"],
+    }
+    if "CLARION_APP_CLIENT_EVENTS" in environ:
+        table["client_events"] = _parse(
+            environ["CLARION_APP_CLIENT_EVENTS"], bool, "CLARION_APP_CLIENT_EVENTS"
+        )
+    return (_build_app(table, "CLARION_APP_*"),)
+
+
+def _apps_from_document(document: Mapping[str, Any]) -> tuple[App, ...]:
+    tables = document.get("apps", [])
+    if not isinstance(tables, list):
+        raise ConfigError(
+            "apps in the config file must be an array of tables: [[apps]]"
+        )
+    apps = tuple(
+        _build_app(table, f"apps[{index}]") for index, table in enumerate(tables)
+    )
+    return apps
+
+
+def _build_app(table: Any, where: str) -> App:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(table) - _APP_KEYS - _LIMIT_KEYS
+    if unknown:
+        raise ConfigError(
+            f"Unknown setting(s) in {where}: {', '.join(sorted(unknown))}"
+        )
+    for name in ("id", "key", "secret"):
+        value = table.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and name == "id":
+            table = {**table, "id": str(value)}
+        elif not isinstance(value, str) or not value:
+            raise ConfigError(
+                f"{where}.{name} is required and must be a non-empty string"
+            )
+    if not table["id"].isdecimal():
+        raise ConfigError(
+            f"{where}.id = {table['id']!r}: use digits only, because the official "
+            "Python server SDK accepts only numeric app ids"
+        )
+    limits = {
+        name: _check_type(table[name], int, f"{where}.{name}")
+        for name in _LIMIT_KEYS
+        if name in table
+    }
+    for name, value in limits.items():
+        if value < 0:
+            raise ConfigError(f"{where}.{name} = {value}: must be 0 or more")
+    return App(
+        id=table["id"],
+        key=table["key"],
+        secret=table["secret"],
+        enabled=_check_type(table.get("enabled", True), bool, f"{where}.enabled"),
+        client_events=_check_type(
+            table.get("client_events", False), bool, f"{where}.client_events"
+        ),
+        limits=Limits(**limits),
+    )
+
+
+def _check(settings: Settings) -> None:
+    if not settings.apps:
+        raise ConfigError("No apps configured: add at least one [[apps]] table")
+    for attribute in ("id", "key"):
+        seen: set[str] = set()
+        for app in settings.apps:
+            value = getattr(app, attribute)
+            if value in seen:
+                raise ConfigError(f"Two apps share the {attribute} {value!r}")
+            seen.add(value)
+    if not 0 <= settings.port <= 65535:
+        raise ConfigError(f"Invalid port {settings.port}: expected 0 to 65535")
+    for name in (
+        "activity_timeout",
+        "pong_timeout",
+        "max_frame_bytes",
+        "max_body_bytes",
+    ):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(
+                f"Invalid {name} = {getattr(settings, name)}: must be positive"
+            )
+    if (
+        settings.uses_dev_app
+        and settings.host not in LOOPBACK_HOSTS
+        and not settings.expose_dev_app
+    ):
+        raise ConfigError(
+            f"Refusing to listen on {settings.host} with the development app, whose "
+            "secret is public. Configure your own apps, or pass --expose-dev-app "
+            "(CLARION_EXPOSE_DEV_APP=true) to do it anyway."
+        )

@@ -1,0 +1,310 @@
+"""The listener: HTTP/1.1 requests for the API, and upgrades to the WebSocket endpoint.
+
+Each accepted TCP connection starts with an ``HttpProtocol``. A WebSocket
+upgrade hands the transport to a ``Connection`` and drops the HTTP parser, so an
+open WebSocket carries no HTTP state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import cast
+from urllib.parse import parse_qsl
+
+import httptools
+
+from clarion.protocol import messages
+from clarion.protocol.errors import ConnectionRejected
+from clarion.protocol.handshake import (
+    app_key_from_path,
+    check_app,
+    check_protocol_version,
+)
+from clarion.server.connection import WRITE_BUFFER_HIGH_WATER
+from clarion.server.hub import Hub
+from clarion.server.websocket import OP_TEXT, accept_key, encode_close, encode_frame
+
+__all__ = ["HttpProtocol", "Request", "RequestHandler", "Response", "error_response"]
+
+logger = logging.getLogger(__name__)
+
+MAX_HEADER_BYTES = 64 * 1024
+REJECTED_SOCKET_GRACE = 2.0
+"""Seconds a refused WebSocket stays open for the peer to read the error and close."""
+
+_STATUS_TEXT = {
+    101: "Switching Protocols",
+    200: "OK",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Content Too Large",
+    426: "Upgrade Required",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+}
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    path: str
+    """The path as received, still percent-encoded."""
+    query: str
+    headers: dict[str, str]
+    """Header names in lower case; a repeated header keeps its last value."""
+    body: bytes = b""
+    params: dict[str, str] = field(default_factory=dict)
+    """Query parameters, percent-decoded."""
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: tuple[tuple[str, str], ...] = ()
+
+    def encode(self, keep_alive: bool) -> bytes:
+        lines = [
+            f"HTTP/1.1 {self.status} {_STATUS_TEXT.get(self.status, 'Unknown')}",
+            f"Content-Type: {self.content_type}",
+            f"Content-Length: {len(self.body)}",
+            f"Connection: {'keep-alive' if keep_alive else 'close'}",
+        ]
+        lines += [f"{name}: {value}" for name, value in self.headers]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+
+
+class RequestHandler:
+    """What the listener calls for each plain HTTP request."""
+
+    async def handle(self, request: Request) -> Response:
+        raise NotImplementedError
+
+
+class HttpProtocol(asyncio.Protocol):
+    """An HTTP/1.1 connection; requests are answered in order, keep-alive included."""
+
+    def __init__(self, hub: Hub, handler: RequestHandler) -> None:
+        self.hub = hub
+        self.handler = handler
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpRequestParser(self)
+        self.peer = "?"
+        self._url = b""
+        self._headers: dict[str, str] = {}
+        self._header_bytes = 0
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._failed = False
+        self._upgrade: Request | None = None
+        self._pending: deque[tuple[Request, bool]] = deque()
+        self._worker: asyncio.Task[None] | None = None
+
+    # Transport callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport, so no isinstance check.
+        self.transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        if peer:
+            self.peer = f"{peer[0]}:{peer[1]}"
+
+    def data_received(self, data: bytes) -> None:
+        if self._failed:
+            return
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade as upgrade:
+            offset = upgrade.args[0] if upgrade.args else len(data)
+            self._start_websocket(data[offset:])
+            return
+        except httptools.HttpParserError as exc:
+            logger.info("Malformed HTTP request from %s: %s", self.peer, exc)
+            self._fail(error_response(400, "Malformed HTTP request"))
+            return
+        if self._pending and self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(
+                self._answer_requests()
+            )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+
+    # httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = {}
+        self._header_bytes = 0
+        self._body = []
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        self._count_header_bytes(len(url))
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count_header_bytes(len(name) + len(value))
+        self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        limit = self.hub.settings.max_body_bytes
+        if self._body_size > limit:
+            logger.info("Request body from %s is over %d bytes", self.peer, limit)
+            message = f"Request body is over the limit of {limit} bytes"
+            self._fail(error_response(413, message))
+            raise httptools.HttpParserError("body too large")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        url = httptools.parse_url(self._url)
+        path = url.path.decode("latin-1")
+        query = (url.query or b"").decode("latin-1")
+        request = Request(
+            method=self.parser.get_method().decode("latin-1"),
+            path=path,
+            query=query,
+            headers=self._headers,
+            body=b"".join(self._body),
+            params=dict(parse_qsl(query, keep_blank_values=True)),
+        )
+        if self.parser.should_upgrade():
+            self._upgrade = request
+        else:
+            self._pending.append((request, self.parser.should_keep_alive()))
+
+    def _count_header_bytes(self, size: int) -> None:
+        self._header_bytes += size
+        if self._header_bytes > MAX_HEADER_BYTES:
+            logger.info(
+                "Request headers from %s are over %d bytes", self.peer, MAX_HEADER_BYTES
+            )
+            self._fail(error_response(431, "Request headers are too large"))
+            raise httptools.HttpParserError("headers too large")
+
+    # Plain HTTP
+
+    async def _answer_requests(self) -> None:
+        assert self.transport is not None
+        try:
+            while self._pending:
+                request, keep_alive = self._pending.popleft()
+                try:
+                    response = await self.handler.handle(request)
+                except Exception:
+                    logger.exception(
+                        "Unhandled error answering %s %s", request.method, request.path
+                    )
+                    response = error_response(500, "Internal server error")
+                if self.transport.is_closing():
+                    return
+                self.transport.write(response.encode(keep_alive))
+                if not keep_alive:
+                    self.transport.close()
+                    return
+        finally:
+            self._worker = None
+
+    def _fail(self, response: Response) -> None:
+        """Answer with an error and close, ignoring anything more the peer sends."""
+        if self._failed or self.transport is None:
+            return
+        self._failed = True
+        self.transport.write(response.encode(keep_alive=False))
+        self.transport.close()
+
+    # WebSocket
+
+    def _start_websocket(self, rest: bytes) -> None:
+        assert self.transport is not None
+        request = self._upgrade
+        if request is None or request.method != "GET":
+            self._fail(error_response(400, "WebSocket upgrade must be a GET"))
+            return
+        headers = request.headers
+        key = headers.get("sec-websocket-key", "")
+        if headers.get("upgrade", "").lower() != "websocket" or not key:
+            self._fail(error_response(400, "Invalid WebSocket upgrade request"))
+            return
+        if headers.get("sec-websocket-version") != "13":
+            self._fail(
+                Response(
+                    426,
+                    error_response(426, "Unsupported WebSocket version: use 13").body,
+                    headers=(("Sec-WebSocket-Version", "13"),),
+                )
+            )
+            return
+
+        self.transport.write(
+            (
+                "HTTP/1.1 101 Switching Protocols\r\n"
+                "Upgrade: websocket\r\n"
+                "Connection: Upgrade\r\n"
+                f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+            ).encode()
+        )
+        try:
+            app_key = app_key_from_path(request.path)
+            app = check_app(self.hub.apps.find_by_key(app_key), app_key)
+            check_protocol_version(request.params.get("protocol"))
+            connection = self.hub.open_connection(app, self.transport)
+        except ConnectionRejected as exc:
+            logger.info(
+                "WebSocket from %s to %s refused with %d: %s",
+                self.peer,
+                request.path,
+                exc.code,
+                exc.message,
+            )
+            self._reject_websocket(exc)
+            return
+        logger.debug(
+            "WebSocket %s from %s, client %s %s",
+            connection.socket_id,
+            self.peer,
+            request.params.get("client", "?"),
+            request.params.get("version", "?"),
+        )
+        self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH_WATER)
+        self.transport.set_protocol(connection)
+        if rest:
+            connection.data_received(rest)
+
+    def _reject_websocket(self, exc: ConnectionRejected) -> None:
+        assert self.transport is not None
+        self._failed = True
+        self.transport.write(
+            encode_frame(OP_TEXT, messages.error(exc.code, exc.message).encode())
+        )
+        self.transport.write(encode_close(exc.code, exc.message))
+        self.transport.set_protocol(_ClosingSocket(self.transport))
+        asyncio.get_running_loop().call_later(
+            REJECTED_SOCKET_GRACE, self.transport.close
+        )
+
+
+class _ClosingSocket(asyncio.Protocol):
+    """A refused WebSocket: close the TCP connection when the peer answers."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.close()
+
+
+def error_response(status: int, message: str) -> Response:
+    """Build the JSON error answer ``{"error": message, "code": status}``."""
+    return Response(status, messages.dumps({"error": message, "code": status}).encode())

@@ -1,0 +1,208 @@
+"""The Pusher HTTP API: ``/apps/{app_id}/...`` routes over the adapter.
+
+Checks run in this order: route (404, 405), app (404), signature (401), app
+enabled (403), JSON body (400), fields (400, 413).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import unquote
+
+from clarion.protocol import messages
+from clarion.protocol.api import (
+    EventRequest,
+    parse_batch_events,
+    parse_event,
+    parse_info,
+)
+from clarion.protocol.apps import App
+from clarion.protocol.auth import verify_api_request
+from clarion.protocol.channels import ChannelKind, classify, is_valid_channel_name
+from clarion.protocol.errors import ApiError
+from clarion.server.http import Request, RequestHandler, Response, error_response
+from clarion.server.hub import Hub
+
+__all__ = ["HttpApi"]
+
+logger = logging.getLogger(__name__)
+
+_Handler = Callable[[App, Request, list[str]], Awaitable[object]]
+
+CHANNEL_INFO_ATTRIBUTES = frozenset({"user_count", "subscription_count"})
+
+
+class HttpApi(RequestHandler):
+    """Answers HTTP API requests for every app in the hub's registry."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+        # (method, path shape after /apps/{app_id}) -> handler; "*" is one channel name.
+        self._routes: dict[tuple[str, tuple[str, ...]], _Handler] = {
+            ("POST", ("events",)): self._trigger,
+            ("POST", ("batch_events",)): self._trigger_batch,
+            ("GET", ("channels",)): self._list_channels,
+            ("GET", ("channels", "*")): self._show_channel,
+            ("GET", ("channels", "*", "users")): self._list_users,
+        }
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            return await self._route(request)
+        except ApiError as exc:
+            logger.info(
+                "HTTP API %s %s answered %d: %s",
+                request.method,
+                request.path,
+                exc.status,
+                exc.message,
+            )
+            return error_response(exc.status, exc.message)
+
+    async def _route(self, request: Request) -> Response:
+        if request.path in ("/", "/up") and request.method in ("GET", "HEAD"):
+            return Response(200, b"OK", content_type="text/plain")
+        segments = request.path.split("/")
+        if len(segments) < 4 or segments[0] or segments[1] != "apps":
+            raise ApiError(404, f"Not found: {request.path}")
+        app_id, rest = segments[2], segments[3:]
+        shape = tuple("*" if index == 1 else part for index, part in enumerate(rest))
+        handlers = {
+            method: h for (method, path), h in self._routes.items() if path == shape
+        }
+        if not handlers:
+            raise ApiError(404, f"Not found: {request.path}")
+        handler = handlers.get(request.method)
+        if handler is None:
+            allowed = ", ".join(sorted(handlers))
+            response = error_response(
+                405, f"Method {request.method} not allowed here; use {allowed}"
+            )
+            response.headers = (("Allow", allowed),)
+            return response
+
+        app = self.hub.apps.find_by_id(app_id)
+        if app is None:
+            raise ApiError(404, f"App {app_id} not found")
+        decoded_path = unquote(request.path)
+        paths = (
+            (request.path,)
+            if decoded_path == request.path
+            else (request.path, decoded_path)
+        )
+        verify_api_request(
+            key=app.key,
+            secret=app.secret,
+            method=request.method,
+            paths=paths,
+            params=request.params,
+            body=request.body,
+            now=time.time(),
+        )
+        if not app.enabled:
+            raise ApiError(403, f"App {app.id} is disabled")
+        result = await handler(app, request, [unquote(part) for part in rest])
+        return Response(200, messages.dumps(result).encode())
+
+    # Events
+
+    async def _trigger(self, app: App, request: Request, path: list[str]) -> object:
+        event = parse_event(request.body, app.limits)
+        await self.hub.publish(app, event)
+        logger.debug(
+            "App %s published %s to %d channel(s)",
+            app.id,
+            event.name,
+            len(event.channels),
+        )
+        if not event.info:
+            return {}
+        return {
+            "channels": {
+                c: await self._info(app, c, event.info) for c in event.channels
+            }
+        }
+
+    async def _trigger_batch(
+        self, app: App, request: Request, path: list[str]
+    ) -> object:
+        events = parse_batch_events(request.body, app.limits)
+        for event in events:
+            await self.hub.publish(app, event)
+        if not any(event.info for event in events):
+            return {}
+        return {"batch": [await self._batch_info(app, event) for event in events]}
+
+    async def _batch_info(self, app: App, event: EventRequest) -> dict[str, int]:
+        if not event.info:
+            return {}
+        return await self._info(app, event.channels[0], event.info)
+
+    # Channels
+
+    async def _list_channels(
+        self, app: App, request: Request, path: list[str]
+    ) -> object:
+        prefix = request.params.get("filter_by_prefix", "")
+        info = parse_info(request.params.get("info"), CHANNEL_INFO_ATTRIBUTES)
+        if "user_count" in info and not prefix.startswith("presence-"):
+            raise ApiError(
+                400, "info=user_count needs filter_by_prefix starting with presence-"
+            )
+        channels = await self.hub.adapter.channels(app.id, prefix)
+        listed = {}
+        for name, state in sorted(channels.items()):
+            if name.startswith("#"):
+                continue
+            attributes: dict[str, int] = {}
+            if "user_count" in info and state.user_count is not None:
+                attributes["user_count"] = state.user_count
+            if "subscription_count" in info:
+                attributes["subscription_count"] = state.subscription_count
+            listed[name] = attributes
+        return {"channels": listed}
+
+    async def _show_channel(
+        self, app: App, request: Request, path: list[str]
+    ) -> object:
+        channel = self._channel_name(app, path[1])
+        info = parse_info(request.params.get("info"), CHANNEL_INFO_ATTRIBUTES)
+        if "user_count" in info and classify(channel) is not ChannelKind.PRESENCE:
+            raise ApiError(
+                400, "info=user_count is only available for presence channels"
+            )
+        state = await self.hub.adapter.channel_info(app.id, channel)
+        result: dict[str, object] = {"occupied": state.subscription_count > 0}
+        result.update(await self._info(app, channel, info))
+        return result
+
+    async def _list_users(self, app: App, request: Request, path: list[str]) -> object:
+        channel = self._channel_name(app, path[1])
+        if classify(channel) is not ChannelKind.PRESENCE:
+            raise ApiError(
+                400, f"Users are only available for presence channels, not {channel}"
+            )
+        members = await self.hub.adapter.members(app.id, channel)
+        return {"users": [{"id": user_id} for user_id in members]}
+
+    def _channel_name(self, app: App, name: str) -> str:
+        if not is_valid_channel_name(name, app.limits.max_channel_name_length):
+            raise ApiError(400, f"Invalid channel name: {name!r}")
+        return name
+
+    async def _info(
+        self, app: App, channel: str, info: frozenset[str]
+    ) -> dict[str, int]:
+        """Return the requested attributes of ``channel``; ``user_count`` only for
+        presence channels."""
+        if not info:
+            return {}
+        state = await self.hub.adapter.channel_info(app.id, channel)
+        attributes = {}
+        if "user_count" in info and classify(channel) is ChannelKind.PRESENCE:
+            attributes["user_count"] = state.user_count or 0
+        if "subscription_count" in info:
+            attributes["subscription_count"] = state.subscription_count
+        return attributes

@@ -1,0 +1,134 @@
+"""Fixtures that run a real Clarion server in a child process on a free port."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+DEFAULT_CONFIG = """
+[server]
+activity_timeout = 120
+
+[[apps]]
+id = "1"
+key = "app-key"
+secret = "app-secret"
+client_events = true
+"""
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServerProcess:
+    """A `clarion serve` child process and where to reach it."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    log_path: Path
+    app_id: str = "1"
+    key: str = "app-key"
+    secret: str = "app-secret"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://{self.host}:{self.port}/app/{self.key}?protocol=7&client=test"
+
+    @property
+    def http_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def is_running(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        """Stop the child by its PID: SIGTERM, then SIGKILL after 5 s."""
+        if self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"clarion serve exited with code {process.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"clarion serve did not listen on {host}:{port} within 15 s")
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Return a factory that starts `clarion serve` with a TOML config text.
+
+    Extra keyword arguments become `CLARION_*` environment variables. Every
+    server started here is stopped when the test ends.
+    """
+    started: list[ServerProcess] = []
+
+    def start(
+        config: str | None = DEFAULT_CONFIG,
+        *,
+        args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
+    ) -> ServerProcess:
+        port = free_port()
+        command = [sys.executable, "-m", "clarion", "serve", "--port", str(port)]
+        if config is not None:
+            config_path = tmp_path / f"clarion-{port}.toml"
+            config_path.write_text(config, encoding="utf-8")
+            command += ["--config", str(config_path)]
+        command += list(args)
+        child_env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("CLARION_")
+        }
+        child_env["CLARION_LOG_LEVEL"] = "DEBUG"
+        child_env.update(env or {})
+        log_path = tmp_path / f"clarion-{port}.log"
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(
+                command, stdout=log_file, stderr=subprocess.STDOUT, env=child_env
+            )
+        server = ServerProcess(process, "127.0.0.1", port, log_path)
+        started.append(server)
+        wait_for_port(server.host, port, process)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server: Callable[..., ServerProcess]) -> ServerProcess:
+    """A running server with the default test app (client events on)."""
+    return start_server()

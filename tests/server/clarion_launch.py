@@ -1,0 +1,182 @@
+"""Server launching and app credentials shared by the wire-level tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from clarion_e2e import ApiClient, WireClient, open_established, open_socket
+
+
+@dataclass(frozen=True)
+class AppCredentials:
+    """The id, key and secret of one app in a server config."""
+
+    app_id: str
+    key: str
+    secret: str
+
+
+DEFAULT_APP = AppCredentials("1", "app-key", "app-secret")
+DISABLED_APP = AppCredentials("2", "disabled-key", "disabled-secret")
+NO_CLIENT_EVENTS_APP = AppCredentials("3", "quiet-key", "quiet-secret")
+QUOTA_APP = AppCredentials("4", "quota-key", "quota-secret")
+SMALL_LIMITS_APP = AppCredentials("5", "small-key", "small-secret")
+OTHER_APP = AppCredentials("6", "other-key", "other-secret")
+
+SHARED_CONFIG = f"""
+[server]
+activity_timeout = 120
+
+[[apps]]
+id = "{DEFAULT_APP.app_id}"
+key = "{DEFAULT_APP.key}"
+secret = "{DEFAULT_APP.secret}"
+client_events = true
+
+[[apps]]
+id = "{DISABLED_APP.app_id}"
+key = "{DISABLED_APP.key}"
+secret = "{DISABLED_APP.secret}"
+enabled = false
+client_events = true
+
+[[apps]]
+id = "{NO_CLIENT_EVENTS_APP.app_id}"
+key = "{NO_CLIENT_EVENTS_APP.key}"
+secret = "{NO_CLIENT_EVENTS_APP.secret}"
+client_events = false
+
+[[apps]]
+id = "{QUOTA_APP.app_id}"
+key = "{QUOTA_APP.key}"
+secret = "{QUOTA_APP.secret}"
+max_connections = 1
+
+[[apps]]
+id = "{SMALL_LIMITS_APP.app_id}"
+key = "{SMALL_LIMITS_APP.key}"
+secret = "{SMALL_LIMITS_APP.secret}"
+client_events = true
+client_event_rate = 3
+max_presence_members = 2
+max_channel_name_length = 20
+max_event_bytes = 100
+max_channels_per_event = 2
+max_batch_events = 2
+
+[[apps]]
+id = "{OTHER_APP.app_id}"
+key = "{OTHER_APP.key}"
+secret = "{OTHER_APP.secret}"
+client_events = true
+"""
+
+
+@dataclass
+class RunningServer:
+    """A `clarion serve` child process started by these fixtures."""
+
+    process: subprocess.Popen[bytes]
+    host: str
+    port: int
+    log_path: Path
+
+    def ws_url(self, key: str = DEFAULT_APP.key, query: str = "protocol=7") -> str:
+        suffix = f"?{query}" if query else ""
+        return f"ws://{self.host}:{self.port}/app/{key}{suffix}"
+
+    def api(self, app: AppCredentials = DEFAULT_APP) -> ApiClient:
+        return ApiClient(self.host, self.port, app.app_id, app.key, app.secret)
+
+    def log_size(self) -> int:
+        return self.log_path.stat().st_size
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def stop(self) -> None:
+        """Stop the child by its PID: SIGTERM, then SIGKILL after 5 s."""
+        if self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=5)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def launch_server(config: str, directory: Path) -> RunningServer:
+    """Start `clarion serve` with a config text and wait until it listens."""
+    port = _free_port()
+    config_path = directory / f"clarion-{port}.toml"
+    config_path.write_text(config, encoding="utf-8")
+    log_path = directory / f"clarion-{port}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARION_")}
+    env["CLARION_LOG_LEVEL"] = "DEBUG"
+    command = [
+        sys.executable,
+        "-m",
+        "clarion",
+        "serve",
+        "--port",
+        str(port),
+        "--config",
+        str(config_path),
+    ]
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env=env
+        )
+    server = RunningServer(process, "127.0.0.1", port, log_path)
+    deadline = time.monotonic() + 15
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"clarion serve exited with code {process.returncode}:\n"
+                f"{server.log_text()}"
+            )
+        try:
+            with socket.create_connection((server.host, port), timeout=0.5):
+                return server
+        except OSError:
+            if time.monotonic() >= deadline:
+                server.stop()
+                raise RuntimeError(
+                    f"clarion serve did not listen on port {port} within 15 s"
+                ) from None
+            time.sleep(0.05)
+
+
+class ClientOpener:
+    """Opens WebSocket clients and remembers them so teardown closes them."""
+
+    def __init__(self) -> None:
+        self.opened: list[WireClient] = []
+
+    async def established(self, url: str) -> WireClient:
+        client = await open_established(url)
+        self.opened.append(client)
+        return client
+
+    async def raw(self, url: str) -> WireClient:
+        client = await open_socket(url)
+        self.opened.append(client)
+        return client
+
+    async def close_all(self) -> None:
+        for client in self.opened:
+            await client.close()
