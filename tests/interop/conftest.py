@@ -76,7 +76,8 @@ def connect_client(
     """Return a factory that starts pusher-js clients and waits for `connected`.
 
     `user_id` and `user_name` tell the auth endpoint who the client's user
-    is. `key` overrides the app key, and `wait=False` returns at once.
+    is (the name defaults to the capitalized id, so "alice" is "Alice").
+    `key` overrides the app key, and `wait=False` returns at once.
     """
     clients: list[PusherJsClient] = []
     numbers = itertools.count(1)
@@ -93,7 +94,7 @@ def connect_client(
         auth_params = {}
         if user_id is not None:
             auth_params["user_id"] = user_id
-            auth_params["user_name"] = user_name or user_id
+            auth_params["user_name"] = user_name or user_id.capitalize()
         options = {
             "port": server.port,
             "key": key or server.key,
@@ -108,8 +109,29 @@ def connect_client(
         return client
 
     yield connect
+    # Let every child shut down at once before waiting for each.
+    for client in clients:
+        client.request_exit()
     for client in clients:
         client.close()
+
+
+@pytest.fixture
+def connect_clients(
+    connect_client: Callable[..., PusherJsClient],
+) -> Callable[..., tuple[PusherJsClient, ...]]:
+    """Return a function that starts one client per user id in parallel.
+
+    It waits until all of them are `connected`; `None` is a client with no user.
+    """
+
+    def connect(*user_ids: str | None) -> tuple[PusherJsClient, ...]:
+        clients = tuple(connect_client(user_id, wait=False) for user_id in user_ids)
+        for client in clients:
+            client.wait_connected()
+        return clients
+
+    return connect
 
 
 @pytest.fixture

@@ -167,11 +167,10 @@ def trigger_excluding(trigger_method, socket_id, python_sdk, node_sdk):
     ["python trigger", "python trigger_batch", "node trigger", "node triggerBatch"],
 )
 def test_trigger_skips_excluded_socket(
-    connect_client, python_sdk, node_sdk, send_marker, trigger_method
+    connect_clients, python_sdk, node_sdk, send_marker, trigger_method
 ):
     """A trigger with one client's socket_id reaches only the other client."""
-    excluded = connect_client()
-    other = connect_client()
+    excluded, other = connect_clients(None, None)
     excluded.subscribe("news")
     other.subscribe("news")
 

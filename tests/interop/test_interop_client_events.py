@@ -9,10 +9,9 @@ pytestmark = pytest.mark.interop
 TYPING = {"text": "hi ✓", "line": 1}
 
 
-def test_client_event_on_private_channel(connect_client, send_marker):
+def test_client_event_on_private_channel(connect_clients, send_marker):
     """A private-channel client event reaches the peer and not the sender."""
-    sender = connect_client()
-    receiver = connect_client()
+    sender, receiver = connect_clients(None, None)
     sender.subscribe("private-chat", bind=("client-typing",))
     receiver.subscribe("private-chat", bind=("client-typing",))
 
@@ -30,10 +29,9 @@ def test_client_event_on_private_channel(connect_client, send_marker):
     assert sender.events("private-chat", "client-typing") == [], sender.describe()
 
 
-def test_client_event_on_presence_channel(connect_client, send_marker):
+def test_client_event_on_presence_channel(connect_clients, send_marker):
     """A presence-channel client event carries the sender's user id."""
-    alice = connect_client("alice")
-    bob = connect_client("bob")
+    alice, bob = connect_clients("alice", "bob")
     alice.subscribe("presence-chat", bind=("client-typing",))
     bob.subscribe("presence-chat", bind=("client-typing",))
 
@@ -47,10 +45,9 @@ def test_client_event_on_presence_channel(connect_client, send_marker):
     assert alice.events("presence-chat", "client-typing") == [], alice.describe()
 
 
-def test_client_events_flow_both_ways(connect_client, send_marker):
+def test_client_events_flow_both_ways(connect_clients, send_marker):
     """Each of two clients receives the other's client events, in order."""
-    alice = connect_client("alice")
-    bob = connect_client("bob")
+    alice, bob = connect_clients("alice", "bob")
     alice.subscribe("presence-chat", bind=("client-move",))
     bob.subscribe("presence-chat", bind=("client-move",))
 

@@ -12,15 +12,13 @@ ROOM = "presence-room"
 
 
 @pytest.fixture
-def occupied_channels(connect_client):
+def occupied_channels(connect_clients):
     """Subscribe pusher-js clients so the app has a known channel state.
 
     presence-room: users alice (two connections) and bob, 3 subscriptions.
     news: 2 subscriptions. private-news: 1 subscription.
     """
-    alice_first = connect_client("alice")
-    alice_second = connect_client("alice")
-    bob = connect_client("bob")
+    alice_first, alice_second, bob = connect_clients("alice", "alice", "bob")
     for client in (alice_first, alice_second, bob):
         client.subscribe(ROOM)
     alice_first.subscribe("news")
@@ -36,50 +34,30 @@ def sorted_users(body):
 # Python SDK
 
 
-def test_python_channels_info_lists_occupied(python_sdk, occupied_channels):
-    """`channels_info` lists each occupied channel with an empty object."""
-    result = python_sdk.channels_info()
-
-    assert result == {"channels": {ROOM: {}, "news": {}, "private-news": {}}}
-
-
-def test_python_channels_info_user_count(python_sdk, occupied_channels):
-    """A presence prefix filter with `user_count` counts distinct users."""
-    result = python_sdk.channels_info(
+def test_python_channels_info_matches_state(python_sdk, occupied_channels):
+    """`channels_info` lists occupied channels, filtered and counted."""
+    everything = python_sdk.channels_info()
+    presence = python_sdk.channels_info(
         prefix_filter="presence-", attributes=["user_count"]
     )
+    private = python_sdk.channels_info(prefix_filter="private-")
 
-    assert result == {"channels": {ROOM: {"user_count": 2}}}
-
-
-def test_python_channels_info_prefix_filter(python_sdk, occupied_channels):
-    """A prefix filter keeps only the channels whose names start with it."""
-    result = python_sdk.channels_info(prefix_filter="private-")
-
-    assert result == {"channels": {"private-news": {}}}
+    assert everything == {"channels": {ROOM: {}, "news": {}, "private-news": {}}}
+    assert presence == {"channels": {ROOM: {"user_count": 2}}}
+    assert private == {"channels": {"private-news": {}}}
 
 
-def test_python_channel_info_presence_counts(python_sdk, occupied_channels):
-    """`channel_info` on presence reports users and connections separately."""
-    result = python_sdk.channel_info(ROOM, ["user_count", "subscription_count"])
+def test_python_channel_info_matches_state(python_sdk, occupied_channels):
+    """`channel_info` reports occupancy and the requested counts."""
+    room = python_sdk.channel_info(ROOM, ["user_count", "subscription_count"])
+    news = python_sdk.channel_info("news", ["subscription_count"])
+    empty = python_sdk.channel_info("nobody-here")
+    empty_counted = python_sdk.channel_info("nobody-here", ["subscription_count"])
 
-    assert result == {"occupied": True, "user_count": 2, "subscription_count": 3}
-
-
-def test_python_channel_info_public_counts(python_sdk, occupied_channels):
-    """`channel_info` on a public channel reports its subscriptions."""
-    result = python_sdk.channel_info("news", ["subscription_count"])
-
-    assert result == {"occupied": True, "subscription_count": 2}
-
-
-def test_python_channel_info_unoccupied(python_sdk, occupied_channels):
-    """An unoccupied channel is reported with zero requested counts."""
-    bare = python_sdk.channel_info("nobody-here")
-    counted = python_sdk.channel_info("nobody-here", ["subscription_count"])
-
-    assert bare == {"occupied": False}
-    assert counted == {"occupied": False, "subscription_count": 0}
+    assert room == {"occupied": True, "user_count": 2, "subscription_count": 3}
+    assert news == {"occupied": True, "subscription_count": 2}
+    assert empty == {"occupied": False}
+    assert empty_counted == {"occupied": False, "subscription_count": 0}
 
 
 def test_python_users_info_lists_users(python_sdk, occupied_channels):
@@ -90,77 +68,58 @@ def test_python_users_info_lists_users(python_sdk, occupied_channels):
     assert len(result["users"]) == 2
 
 
-@pytest.mark.parametrize(
-    "request_name",
-    [
-        "user_count without presence prefix",
-        "users of public channel",
-        "user_count of public",
-    ],
-)
-def test_python_invalid_query_is_400(python_sdk, occupied_channels, request_name):
+def test_python_invalid_queries_are_400(python_sdk, occupied_channels):
     """Queries the HTTP API rejects raise PusherBadRequest (HTTP 400)."""
-    requests = {
-        "user_count without presence prefix": lambda: python_sdk.channels_info(
-            attributes=["user_count"]
-        ),
-        "users of public channel": lambda: python_sdk.users_info("news"),
-        "user_count of public": lambda: python_sdk.channel_info("news", ["user_count"]),
-    }
-
     with pytest.raises(PusherBadRequest):
-        requests[request_name]()
+        python_sdk.channels_info(attributes=["user_count"])
+    with pytest.raises(PusherBadRequest):
+        python_sdk.users_info("news")
+    with pytest.raises(PusherBadRequest):
+        python_sdk.channel_info("news", ["user_count"])
 
 
 # Node SDK
 
 
-def test_node_get_channels_user_count(node_sdk, occupied_channels):
-    """`get /channels` with a presence filter and `user_count`."""
-    outcome = node_sdk(
+def test_node_get_channels_matches_state(node_sdk, occupied_channels):
+    """`get /channels` lists occupied channels, filtered and counted."""
+    everything = node_sdk(method="get", path="/channels")
+    presence = node_sdk(
         method="get",
         path="/channels",
         params={"filter_by_prefix": "presence-", "info": "user_count"},
     )
 
-    assert outcome == {
+    assert everything == {
+        "ok": True,
+        "status": 200,
+        "body": {"channels": {ROOM: {}, "news": {}, "private-news": {}}},
+    }
+    assert presence == {
         "ok": True,
         "status": 200,
         "body": {"channels": {ROOM: {"user_count": 2}}},
     }
 
 
-def test_node_get_channels_lists_occupied(node_sdk, occupied_channels):
-    """`get /channels` without parameters lists every occupied channel."""
-    outcome = node_sdk(method="get", path="/channels")
-
-    assert outcome["ok"], outcome
-    assert outcome["body"] == {"channels": {ROOM: {}, "news": {}, "private-news": {}}}
-
-
-def test_node_get_channel_counts(node_sdk, occupied_channels):
-    """`get /channels/{name}` with both counts on a presence channel."""
-    outcome = node_sdk(
+def test_node_get_channel_and_users(node_sdk, occupied_channels):
+    """`get /channels/{name}` and `/users` describe the presence channel."""
+    channel = node_sdk(
         method="get",
         path=f"/channels/{ROOM}",
         params={"info": "user_count,subscription_count"},
     )
+    users = node_sdk(method="get", path=f"/channels/{ROOM}/users")
 
-    assert outcome["ok"], outcome
-    assert outcome["body"] == {
+    assert channel["ok"], channel
+    assert channel["body"] == {
         "occupied": True,
         "user_count": 2,
         "subscription_count": 3,
     }
-
-
-def test_node_get_channel_users(node_sdk, occupied_channels):
-    """`get /channels/{name}/users` lists each distinct user once."""
-    outcome = node_sdk(method="get", path=f"/channels/{ROOM}/users")
-
-    assert outcome["ok"], outcome
-    assert sorted_users(outcome["body"]) == [{"id": "alice"}, {"id": "bob"}]
-    assert len(outcome["body"]["users"]) == 2
+    assert users["ok"], users
+    assert sorted_users(users["body"]) == [{"id": "alice"}, {"id": "bob"}]
+    assert len(users["body"]["users"]) == 2
 
 
 def test_node_get_users_of_public_is_400(node_sdk, occupied_channels):

@@ -15,10 +15,9 @@ def subscription_count(python_sdk, channel):
     return info.get("subscription_count")
 
 
-def test_presence_roster_two_users(connect_client, send_marker):
+def test_presence_roster_two_users(connect_clients, send_marker):
     """Two users see each other join, count to two, and see the other leave."""
-    alice = connect_client("alice", user_name="Alice")
-    bob = connect_client("bob", user_name="Bob")
+    alice, bob = connect_clients("alice", "bob")
 
     alice_joined = alice.subscribe(ROOM)
     bob_joined = bob.subscribe(ROOM)
@@ -46,11 +45,9 @@ def test_presence_roster_two_users(connect_client, send_marker):
     assert alice.members(ROOM)["count"] == 1
 
 
-def test_presence_user_on_two_connections(connect_client, python_sdk, send_marker):
+def test_presence_user_on_two_connections(connect_clients, python_sdk, send_marker):
     """One user on two connections is one member until both have left."""
-    bob = connect_client("bob", user_name="Bob")
-    alice_first = connect_client("alice", user_name="Alice")
-    alice_second = connect_client("alice", user_name="Alice")
+    bob, alice_first, alice_second = connect_clients("bob", "alice", "alice")
     bob.subscribe(ROOM)
 
     alice_first.subscribe(ROOM)

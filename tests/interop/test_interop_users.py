@@ -71,10 +71,9 @@ def test_node_send_to_user_reaches_user(connect_client, node_sdk):
     assert event["data"] == NOTICE
 
 
-def test_send_to_user_skips_other_users(connect_client, python_sdk):
+def test_send_to_user_skips_other_users(connect_clients, python_sdk):
     """An event sent to one user does not reach another signed-in user."""
-    alice = connect_client("alice")
-    bob = connect_client("bob")
+    alice, bob = connect_clients("alice", "bob")
     sign_in(alice, "alice")
     sign_in(bob, "bob")
 
@@ -87,11 +86,9 @@ def test_send_to_user_skips_other_users(connect_client, python_sdk):
     assert at_alice["data"] == NOTICE
 
 
-def test_terminate_connections_disconnects_user(connect_client, node_sdk, send_marker):
+def test_terminate_connections_disconnects_user(connect_clients, node_sdk, send_marker):
     """Terminating a user closes each of its connections with 4009 only."""
-    alice_first = connect_client("alice")
-    alice_second = connect_client("alice")
-    bob = connect_client("bob")
+    alice_first, alice_second, bob = connect_clients("alice", "alice", "bob")
     for client, user_id in (
         (alice_first, "alice"),
         (alice_second, "alice"),

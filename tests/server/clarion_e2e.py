@@ -2,7 +2,7 @@
 signed HTTP API client, both aimed at a Clarion server on loopback.
 
 The signing code follows the Pusher HTTP API rules: HMAC-SHA256 over
-``METHOD\\nPATH\\nQUERY`` where QUERY holds every parameter except
+``METHOD\\nPATH\\nQUERY`` where QUERY contains every parameter except
 ``auth_signature``, sorted by key and not URL-escaped. It is separate from any
 SDK so that tests can build deliberately wrong requests.
 """
@@ -88,7 +88,7 @@ class WireClient:
         self.activity_timeout: int | None = None
 
     async def recv_frame(self, timeout: float = RECEIVE_TIMEOUT) -> Frame:
-        """Wait for the next frame; fail on a timeout or a binary frame."""
+        """Wait for the next frame, failing on a timeout or a binary frame."""
         try:
             message = await asyncio.wait_for(self.connection.recv(), timeout)
         except TimeoutError:
@@ -141,7 +141,7 @@ class WireClient:
     async def wait_closed(
         self, timeout: float = RECEIVE_TIMEOUT
     ) -> tuple[int | None, str | None]:
-        """Wait until the server closes the socket; return (code, reason).
+        """Wait until the server closes the socket and return (code, reason).
 
         Frames still queued before the close frame are discarded.
         """
@@ -285,7 +285,7 @@ class ApiClient:
         """Return the full query, auth parameters and signature included.
 
         `body_md5=None` adds the MD5 only for a non-empty body (the Node SDK
-        habit); True always adds it (the Python SDK habit); False never does.
+        habit). True always adds it (the Python SDK habit), and False never does.
         `signing_path` signs a different path than the one requested.
         """
         params = dict(query or {})
@@ -336,7 +336,7 @@ class ApiClient:
         connection: http.client.HTTPConnection | None = None,
         **signing: Any,
     ) -> ApiResponse:
-        """Sign and send one request; `signing` goes to `signed_params`."""
+        """Sign and send one request. `signing` goes to `signed_params`."""
         params = self.signed_params(method, path, body, query, **signing)
         return self.send(method, path, params, body, connection=connection)
 
@@ -347,7 +347,7 @@ class ApiClient:
     def get(self, path: str, query: dict[str, str] | None = None) -> ApiResponse:
         return self.signed("GET", path, query=query)
 
-    # Endpoint shortcuts; `path` arguments are relative to /apps/{app_id}.
+    # Endpoint shortcuts take paths relative to /apps/{app_id}.
 
     def app_path(self, suffix: str) -> str:
         return f"/apps/{self.app_id}{suffix}"
@@ -370,7 +370,7 @@ class ApiClient:
 class StdlibBackend:
     """Transport for the official `pusher` SDK that sends through http.client.
 
-    The SDK signs each request itself; this backend only delivers it, so the
+    The SDK signs each request itself and this backend only delivers it, so the
     SDK's exact query (including `body_md5` on GET) reaches the server.
     """
 

@@ -125,6 +125,7 @@ def launch_server(config: str, directory: Path) -> RunningServer:
     config_path = directory / f"clarion-{port}.toml"
     config_path.write_text(config, encoding="utf-8")
     log_path = directory / f"clarion-{port}.log"
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLARION_")}
     env["CLARION_LOG_LEVEL"] = "DEBUG"
     command = [
@@ -142,6 +143,7 @@ def launch_server(config: str, directory: Path) -> RunningServer:
             command, stdout=log_file, stderr=subprocess.STDOUT, env=env
         )
     server = RunningServer(process, "127.0.0.1", port, log_path)
+
     deadline = time.monotonic() + 15
     while True:
         if process.poll() is not None:

@@ -1,6 +1,6 @@
 """Fixtures for the wire-level server tests.
 
-Most tests share one server process (`shared_server`) whose config holds several
+Most tests share one server process (`shared_server`) whose config contains several
 apps, one per special setting, because starting a server per test would cost
 most of the suite's time budget. Tests on a shared server use unique channel
 names so they never see each other's traffic. Tests that need server-wide

@@ -27,7 +27,10 @@ from clarion_launch import (
 
 
 async def subscriber(
-    server: RunningServer, clients: ClientOpener, *channels: str, key: str = DEFAULT_APP.key
+    server: RunningServer,
+    clients: ClientOpener,
+    *channels: str,
+    key: str = DEFAULT_APP.key,
 ) -> WireClient:
     """Open a socket subscribed to public channels."""
     client = await clients.established(server.ws_url(key=key))
@@ -148,18 +151,23 @@ async def test_trigger_hundred_channels(
     api: ApiClient,
     unique: Callable[[str], str],
 ) -> None:
-    """100 channels in one trigger are accepted; first and last both deliver."""
+    """100 channels in one trigger are accepted and the first and last deliver."""
     prefix = unique("hundred-")
     channels = [f"{prefix}-{index}" for index in range(100)]
     client = await subscriber(shared_server, clients, channels[0], channels[99])
     response = await api.trigger({"name": "many", "channels": channels, "data": "d"})
     assert response.status == 200
     frames = {(await client.recv_frame()).text for _ in range(2)}
-    expected = {event_frame("many", channels[0], "d"), event_frame("many", channels[99], "d")}
+    expected = {
+        event_frame("many", channels[0], "d"),
+        event_frame("many", channels[99], "d"),
+    }
     assert frames == expected
 
 
-async def test_trigger_101_channels_400(api: ApiClient, unique: Callable[[str], str]) -> None:
+async def test_trigger_101_channels_400(
+    api: ApiClient, unique: Callable[[str], str]
+) -> None:
     """101 channels in one trigger are rejected with 400."""
     prefix = unique("over-")
     channels = [f"{prefix}-{index}" for index in range(101)]
@@ -170,7 +178,9 @@ async def test_trigger_101_channels_400(api: ApiClient, unique: Callable[[str], 
 async def test_trigger_app_channel_limit(shared_server: RunningServer) -> None:
     """The per-app max_channels_per_event (2 here) is enforced."""
     api = shared_server.api(SMALL_LIMITS_APP)
-    response = await api.trigger({"name": "e", "channels": ["a", "b", "c"], "data": "d"})
+    response = await api.trigger(
+        {"name": "e", "channels": ["a", "b", "c"], "data": "d"}
+    )
     assert_error_body(response, 400)
 
 
@@ -185,13 +195,35 @@ async def test_trigger_socket_id_excluded(
     excluded = await subscriber(shared_server, clients, channel)
     included = await subscriber(shared_server, clients, channel)
     response = await api.trigger(
-        {"name": "skip", "channel": channel, "data": "d", "socket_id": excluded.socket_id}
+        {
+            "name": "skip",
+            "channel": channel,
+            "data": "d",
+            "socket_id": excluded.socket_id,
+        }
     )
     assert response.status == 200
     frame = await included.recv_frame()
     assert frame.text == event_frame("skip", channel, "d")
     barrier = await excluded.ping_barrier()
     assert barrier.text == PONG_TEXT
+
+
+async def test_trigger_unknown_socket_id_accepted(
+    shared_server: RunningServer,
+    clients: ClientOpener,
+    api: ApiClient,
+    unique: Callable[[str], str],
+) -> None:
+    """A well-formed socket_id that matches no connection excludes no one."""
+    channel = unique("public-")
+    client = await subscriber(shared_server, clients, channel)
+    response = await api.trigger(
+        {"name": "all", "channel": channel, "data": "d", "socket_id": "1.1"}
+    )
+    assert response.status == 200
+    frame = await client.recv_frame()
+    assert frame.text == event_frame("all", channel, "d")
 
 
 async def test_trigger_info_counts(
@@ -249,7 +281,9 @@ async def test_trigger_encrypted_single_channel(
     """An encrypted channel alone is accepted and its data routed opaquely."""
     channel = unique("private-encrypted-")
     client = await clients.established(shared_server.ws_url())
-    auth = channel_auth(DEFAULT_APP.key, DEFAULT_APP.secret, client.socket_id or "", channel)
+    auth = channel_auth(
+        DEFAULT_APP.key, DEFAULT_APP.secret, client.socket_id or "", channel
+    )
     await client.subscribe(channel, auth=auth)
     data = '{"nonce":"AAECAwQFBgcICQoLDA0ODxAREhMUFRYX","ciphertext":"Tm90UmVhbGx5"}'
     response = await api.trigger({"name": "sealed", "channel": channel, "data": data})
@@ -322,15 +356,21 @@ async def test_trigger_invalid_channel_400(api: ApiClient, channel: str) -> None
         "unknown-info",
     ],
 )
-async def test_trigger_invalid_fields_400(api: ApiClient, payload: dict[str, Any]) -> None:
+async def test_trigger_invalid_fields_400(
+    api: ApiClient, payload: dict[str, Any]
+) -> None:
     """Missing or invalid trigger fields give 400 with a JSON error body."""
     response = await api.trigger(payload)
     assert_error_body(response, 400)
 
 
-async def test_trigger_name_200_accepted(api: ApiClient, unique: Callable[[str], str]) -> None:
+async def test_trigger_name_200_accepted(
+    api: ApiClient, unique: Callable[[str], str]
+) -> None:
     """An event name of exactly 200 characters is accepted."""
-    response = await api.trigger({"name": "n" * 200, "channel": unique("c-"), "data": "d"})
+    response = await api.trigger(
+        {"name": "n" * 200, "channel": unique("c-"), "data": "d"}
+    )
     assert response.status == 200
 
 
@@ -375,7 +415,9 @@ async def test_trigger_data_10241_bytes_413(
     """data of 10241 bytes gives 413 and nothing is delivered."""
     channel = unique("public-")
     client = await subscriber(shared_server, clients, channel)
-    response = await api.trigger({"name": "big", "channel": channel, "data": "x" * 10241})
+    response = await api.trigger(
+        {"name": "big", "channel": channel, "data": "x" * 10241}
+    )
     assert_error_body(response, 413)
     barrier = await client.ping_barrier()
     assert barrier.text == PONG_TEXT
@@ -420,10 +462,14 @@ async def test_apps_client_events_isolated(
     """A client event on app A never reaches app B's same-named channel."""
     channel = unique("private-")
     sender = await clients.established(shared_server.ws_url())
-    auth = channel_auth(DEFAULT_APP.key, DEFAULT_APP.secret, sender.socket_id or "", channel)
+    auth = channel_auth(
+        DEFAULT_APP.key, DEFAULT_APP.secret, sender.socket_id or "", channel
+    )
     await sender.subscribe(channel, auth=auth)
     other = await clients.established(shared_server.ws_url(key=OTHER_APP.key))
-    other_auth = channel_auth(OTHER_APP.key, OTHER_APP.secret, other.socket_id or "", channel)
+    other_auth = channel_auth(
+        OTHER_APP.key, OTHER_APP.secret, other.socket_id or "", channel
+    )
     await other.subscribe(channel, auth=other_auth)
     await sender.send_json({"event": "client-leak", "channel": channel, "data": "x"})
     sender_barrier = await sender.ping_barrier()
@@ -441,12 +487,17 @@ async def test_batch_delivers_in_order(
     """A batch of 10 events is accepted and delivered in order."""
     channel = unique("batch-")
     client = await subscriber(shared_server, clients, channel)
-    items = [{"name": f"e{index}", "channel": channel, "data": str(index)} for index in range(10)]
+    items = [
+        {"name": f"e{index}", "channel": channel, "data": str(index)}
+        for index in range(10)
+    ]
     response = await api.batch(items)
     assert response.status == 200
     assert response.json() == {}
     frames = [(await client.recv_frame()).text for _ in range(10)]
-    assert frames == [event_frame(f"e{index}", channel, str(index)) for index in range(10)]
+    assert frames == [
+        event_frame(f"e{index}", channel, str(index)) for index in range(10)
+    ]
 
 
 async def test_batch_sdk_request_accepted(
@@ -474,7 +525,9 @@ async def test_batch_eleven_items_400(
     """A batch of 11 events gives 400 and none is delivered."""
     channel = unique("batch-")
     client = await subscriber(shared_server, clients, channel)
-    items = [{"name": "e", "channel": channel, "data": str(index)} for index in range(11)]
+    items = [
+        {"name": "e", "channel": channel, "data": str(index)} for index in range(11)
+    ]
     response = await api.batch(items)
     assert_error_body(response, 400)
     barrier = await client.ping_barrier()
@@ -555,7 +608,9 @@ async def test_batch_socket_id_excluded(
     channel = unique("batch-")
     excluded = await subscriber(shared_server, clients, channel)
     included = await subscriber(shared_server, clients, channel)
-    items = [{"name": "e", "channel": channel, "data": "d", "socket_id": excluded.socket_id}]
+    items = [
+        {"name": "e", "channel": channel, "data": "d", "socket_id": excluded.socket_id}
+    ]
     response = await api.batch(items)
     assert response.status == 200
     frame = await included.recv_frame()
@@ -571,5 +626,7 @@ async def test_batch_socket_id_excluded(
 )
 async def test_batch_invalid_body_400(api: ApiClient, body: dict[str, Any]) -> None:
     """A batch body without a list of complete items gives 400."""
-    response = await asyncio.to_thread(api.post_json, api.app_path("/batch_events"), body)
+    response = await asyncio.to_thread(
+        api.post_json, api.app_path("/batch_events"), body
+    )
     assert_error_body(response, 400)

@@ -68,7 +68,7 @@ def client_event(name: str, channel: str, data: Any) -> dict[str, Any]:
 def error_texts(code: int | None, message: str, channel: str) -> set[str]:
     """Accept a client-event error with or without the `channel` key.
 
-    The spec adds `channel` when an error concerns one channel; whether an
+    The spec adds `channel` when an error concerns one channel, but whether an
     app-wide refusal counts as such is left open, so both forms pass.
     """
     return {error_frame(code, message), error_frame(code, message, channel)}
@@ -204,7 +204,7 @@ async def test_client_event_public_channel_error(
 async def test_client_event_not_subscribed_error(
     shared_server: RunningServer, clients: ClientOpener, unique: Callable[[str], str]
 ) -> None:
-    """A sender not subscribed to the channel gets an error; nothing is sent."""
+    """A sender not subscribed to the channel gets an error and nothing is sent."""
     channel = unique("private-")
     outsider = await clients.established(shared_server.ws_url())
     receiver = await clients.established(shared_server.ws_url())
@@ -212,7 +212,8 @@ async def test_client_event_not_subscribed_error(
     await outsider.send_json(client_event("client-sneak", channel, "d"))
     frame = await outsider.recv_frame()
     message = (
-        f"Cannot broadcast client event (connection not subscribed to channel {channel})"
+        "Cannot broadcast client event "
+        f"(connection not subscribed to channel {channel})"
     )
     assert frame.text in error_texts(None, message, channel)
     barrier = await receiver.ping_barrier()
@@ -304,7 +305,7 @@ async def test_client_event_app_data_limit(
 async def test_client_event_rate_limit_4301(
     shared_server: RunningServer, clients: ClientOpener, unique: Callable[[str], str]
 ) -> None:
-    """The 11th client event within a second gets 4301; 10 are forwarded."""
+    """The 11th client event within a second gets 4301 and 10 are forwarded."""
     channel = unique("private-")
     sender, receiver = await private_pair(shared_server, clients, channel)
     for index in range(11):
@@ -320,7 +321,7 @@ async def test_client_event_rate_limit_4301(
 async def test_client_event_rate_limit_keeps_socket(
     shared_server: RunningServer, clients: ClientOpener, unique: Callable[[str], str]
 ) -> None:
-    """After a 4301 error the socket stays open and answers pings."""
+    """After a 4301 error the socket stays open and replies to pings."""
     channel = unique("private-")
     sender, _receiver = await private_pair(shared_server, clients, channel)
     for index in range(11):
@@ -358,7 +359,7 @@ async def test_unsupported_event_name_error(
     """A name without the exact client- prefix is an unsupported event."""
     channel = unique("private-")
     sender, receiver = await private_pair(shared_server, clients, channel)
-    await sender.send_json(client_event(name, channel, "d"))
+    await sender.send_json(client_event(name, channel, {"valid": "object"}))
     frame = await sender.recv_frame()
     message = f"Unsupported event received on socket: {name}"
     assert frame.text in error_texts(None, message, channel)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 
@@ -91,6 +92,20 @@ async def test_admission_unknown_key_4001(
     await expect_rejection(client, 4001, "App key no-such-key does not exist")
 
 
+async def test_admission_long_reason_truncated(
+    shared_server: RunningServer, clients: ClientOpener
+) -> None:
+    """The close reason is cut to 123 bytes, but the pusher:error keeps it whole."""
+    key = "k" * 200
+    message = f"App key {key} does not exist"
+    client = await clients.raw(shared_server.ws_url(key=key))
+    frame = await client.recv_frame()
+    assert frame.text == error_frame(4001, message)
+    close_code, close_reason = await client.wait_closed()
+    assert close_code == 4001
+    assert close_reason == message.encode()[:123].decode()
+
+
 async def test_admission_disabled_app_4003(
     shared_server: RunningServer, clients: ClientOpener
 ) -> None:
@@ -155,7 +170,7 @@ async def test_admission_quota_frees_on_close(
     first = await clients.established(shared_server.ws_url(key=QUOTA_APP.key))
     await first.close()
     admitted = None
-    # The server notices the close asynchronously; retry a bounded number of times.
+    # The server notices the close asynchronously, so retry a bounded number of times.
     for _ in range(50):
         candidate = await clients.raw(shared_server.ws_url(key=QUOTA_APP.key))
         frame = await candidate.recv_frame()
@@ -163,13 +178,14 @@ async def test_admission_quota_frees_on_close(
             admitted = frame
             break
         await candidate.wait_closed()
+        await asyncio.sleep(0.02)
     assert admitted is not None
 
 
 async def test_ping_gets_exact_pong(
     shared_server: RunningServer, clients: ClientOpener
 ) -> None:
-    """pusher:ping is answered with pusher:pong whose data is an empty object."""
+    """pusher:ping gets pusher:pong whose data is an empty object."""
     client = await clients.established(shared_server.ws_url())
     frame = await client.ping_barrier()
     assert frame.text == PONG_TEXT
@@ -203,3 +219,13 @@ async def test_pong_from_client_gets_no_reply(
     await client.send_text(PONG_TEXT)
     frame = await client.ping_barrier()
     assert frame.text == PONG_TEXT
+
+
+async def test_websocket_ping_frame_answered(
+    shared_server: RunningServer, clients: ClientOpener
+) -> None:
+    """A WebSocket-level ping frame gets a WebSocket pong."""
+    client = await clients.established(shared_server.ws_url())
+    pong_waiter = await client.connection.ping(b"probe")
+    latency = await asyncio.wait_for(pong_waiter, 3)
+    assert latency >= 0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 
 import pytest
 from clarion_e2e import PING_TEXT, PONG_TEXT, compact, error_frame, poll_until
 from clarion_launch import DEFAULT_APP, ClientOpener, RunningServer
 
-# Short timers keep each test to a few seconds; every wait below is bounded by
+# Short timers keep each test to a few seconds. Every wait below is bounded by
 # RECEIVE_WINDOW, which is well above one timer period.
 FAST_CONFIG = f"""
 [server]
@@ -64,7 +65,7 @@ async def test_liveness_silent_client_pruned_4201(
 async def test_liveness_pong_keeps_socket_open(
     fast_server: RunningServer, clients: ClientOpener
 ) -> None:
-    """A client that answers each ping with pong is pinged again, not closed."""
+    """A client that replies pong to each ping is pinged again, not closed."""
     client = await clients.established(fast_server.ws_url())
     for _ in range(2):
         ping = await client.recv_frame(timeout=RECEIVE_WINDOW)
@@ -107,3 +108,16 @@ async def test_liveness_pruned_socket_unsubscribed(
         lambda reply: reply.json().get("occupied") is False,
     )
     assert response.json() == {"occupied": False, "subscription_count": 0}
+
+
+async def test_liveness_websocket_ping_counts(
+    fast_server: RunningServer, clients: ClientOpener
+) -> None:
+    """A WebSocket-level ping frame after the server's ping keeps the socket."""
+    client = await clients.established(fast_server.ws_url())
+    ping = await client.recv_frame(timeout=RECEIVE_WINDOW)
+    assert ping.text == PING_TEXT
+    pong_waiter = await client.connection.ping()
+    await asyncio.wait_for(pong_waiter, RECEIVE_WINDOW)
+    next_frame = await client.recv_frame(timeout=RECEIVE_WINDOW)
+    assert next_frame.text == PING_TEXT

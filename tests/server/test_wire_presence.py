@@ -85,7 +85,7 @@ async def test_presence_roster_single_member(
 async def test_presence_roster_lists_everyone(
     shared_server: RunningServer, clients: ClientOpener, unique: Callable[[str], str]
 ) -> None:
-    """A joining member sees all members, itself included."""
+    """A joining member receives all members, itself included."""
     channel = unique("presence-")
     first = await clients.established(shared_server.ws_url())
     await join(first, channel, member_data("1", {"name": "A"}))
@@ -154,6 +154,19 @@ async def test_presence_member_added_exact(
     assert frame.text == member_added_frame(channel, "3", {"name": "C"})
 
 
+async def test_presence_member_added_numeric_id(
+    shared_server: RunningServer, clients: ClientOpener, unique: Callable[[str], str]
+) -> None:
+    """member_added carries an integer user_id as its decimal string."""
+    channel = unique("presence-")
+    first = await clients.established(shared_server.ws_url())
+    await join(first, channel, member_data("1"))
+    second = await clients.established(shared_server.ws_url())
+    await join(second, channel, '{"user_id":5,"user_info":{"n":5}}')
+    frame = await first.recv_frame()
+    assert frame.text == member_added_frame(channel, "5", {"n": 5})
+
+
 async def test_presence_member_added_not_to_joiner(
     shared_server: RunningServer, clients: ClientOpener, unique: Callable[[str], str]
 ) -> None:
@@ -201,7 +214,7 @@ async def test_presence_member_removed_on_unsubscribe(
 async def test_presence_same_user_one_member(
     shared_server: RunningServer, clients: ClientOpener, unique: Callable[[str], str]
 ) -> None:
-    """A second socket of the same user adds no member and sees count 1."""
+    """A second socket of the same user adds no member, so the roster count is 1."""
     channel = unique("presence-")
     tab_one = await clients.established(shared_server.ws_url())
     await join(tab_one, channel, member_data("42", {"name": "A"}))
@@ -217,7 +230,7 @@ async def test_presence_same_user_one_member(
 async def test_presence_same_user_no_added_to_others(
     shared_server: RunningServer, clients: ClientOpener, unique: Callable[[str], str]
 ) -> None:
-    """Another member sees member_added only for the user's first socket."""
+    """Another member receives member_added only for the user's first socket."""
     channel = unique("presence-")
     observer = await clients.established(shared_server.ws_url())
     await join(observer, channel, member_data("1"))
@@ -279,7 +292,8 @@ async def test_presence_member_limit_4100(
     """A new user over max_presence_members (2 here) gets LimitReached 4100."""
     app = SMALL_LIMITS_APP
     url = shared_server.ws_url(key=app.key)
-    channel = unique("presence-")
+    # The small app allows channel names of at most 20 characters.
+    channel = unique("presence-")[:20]
     for user_id in ("1", "2"):
         member = await clients.established(url)
         frame = await join(member, channel, member_data(user_id), app.secret, app.key)
@@ -299,7 +313,8 @@ async def test_presence_full_channel_admits_member(
     """A new socket of a user already present is admitted when the channel is full."""
     app = SMALL_LIMITS_APP
     url = shared_server.ws_url(key=app.key)
-    channel = unique("presence-")
+    # The small app allows channel names of at most 20 characters.
+    channel = unique("presence-")[:20]
     for user_id in ("1", "2"):
         member = await clients.established(url)
         await join(member, channel, member_data(user_id), app.secret, app.key)

@@ -9,6 +9,7 @@ from clarion_e2e import (
     PONG_TEXT,
     ApiClient,
     channel_auth,
+    compact,
     event_frame,
     hmac_sha256_hex,
     sdk_client,
@@ -52,9 +53,8 @@ async def test_subscribe_data_as_json_string(
     """pusher:subscribe with data given as a JSON string is accepted."""
     client = await clients.established(shared_server.ws_url())
     channel = unique("public-")
-    await client.send_text(
-        '{"event":"pusher:subscribe","data":"{\\"channel\\":\\"%s\\"}"}' % channel
-    )
+    data_text = compact({"channel": channel})
+    await client.send_json({"event": "pusher:subscribe", "data": data_text})
     frame = await client.recv_frame()
     assert frame.text == succeeded_frame(channel)
 

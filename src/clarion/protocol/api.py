@@ -20,7 +20,7 @@ __all__ = [
     "parse_info",
 ]
 
-SOCKET_ID_PATTERN = re.compile(r"\d+\.\d+")
+SOCKET_ID_PATTERN = re.compile(r"[0-9]+\.[0-9]+")
 RESERVED_EVENT_PREFIXES = ("pusher:", "pusher_internal:")
 TRIGGER_INFO_ATTRIBUTES = frozenset({"user_count", "subscription_count"})
 
@@ -118,7 +118,7 @@ def parse_info(raw: str | None, allowed: frozenset[str]) -> frozenset[str]:
 def _decode_object(body: bytes) -> dict[str, Any]:
     try:
         fields = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ApiError(400, "Request body is not valid JSON") from None
     if not isinstance(fields, dict):
         raise ApiError(400, "Request body must be a JSON object")

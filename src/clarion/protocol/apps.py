@@ -25,6 +25,14 @@ class Limits:
     """Distinct users in one presence channel (then ``LimitReached`` 4100)."""
     max_presence_user_id_length: int = 128
     max_presence_user_info_bytes: int = 1024
+    """Size of ``user_info`` as compact JSON, in presence and in sign-in."""
+    max_watchlist_size: int = 100
+    """Watched user ids kept per sign-in; the rest are dropped with 4302."""
+    cache_ttl: int = 1800
+    """Seconds a cache channel keeps its last event."""
+    authorization_timeout: int = 30
+    """Seconds a connection has to sign in or subscribe to a private or presence
+    channel, when the app requires authorized connections."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,4 +44,10 @@ class App:
     secret: str = field(repr=False)
     enabled: bool = True
     client_events: bool = False
+    subscription_count_events: bool = False
+    """Send ``pusher_internal:subscription_count`` to subscribers of channels."""
+    watchlist_events: bool = True
+    """Send watchlist online and offline events to signed-in users."""
+    authorized_connections: bool = False
+    """Close connections that do not authorize within ``authorization_timeout``."""
     limits: Limits = field(default_factory=Limits)

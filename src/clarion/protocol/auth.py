@@ -12,7 +12,12 @@ import hmac
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from clarion.protocol.errors import ApiError, SubscriptionError
+from clarion.protocol.errors import (
+    ApiError,
+    ErrorCode,
+    ProtocolError,
+    SubscriptionError,
+)
 
 __all__ = [
     "API_TIMESTAMP_WINDOW",
@@ -21,6 +26,7 @@ __all__ = [
     "sign_api_request",
     "verify_api_request",
     "verify_channel_auth",
+    "verify_signin_auth",
 ]
 
 API_TIMESTAMP_WINDOW = 600
@@ -51,29 +57,71 @@ def verify_channel_auth(
     Raises:
         SubscriptionError: ``AuthError`` with status 401, naming what is wrong.
     """
-    if not isinstance(auth, str) or ":" not in auth:
-        raise SubscriptionError(
-            "AuthError",
-            f"Auth value for subscription to {channel} is invalid: "
-            "should be of format 'key:signature'",
-            401,
-        )
-    auth_key, signature = auth.split(":", 1)
-    if not hmac.compare_digest(auth_key.encode(), key.encode()):
-        raise SubscriptionError(
-            "AuthError", f"Invalid key in subscription auth data: '{auth_key}'", 401
-        )
     string_to_sign = f"{socket_id}:{channel}"
     if channel_data is not None:
         string_to_sign += f":{channel_data}"
+    problem = _check_token(key, secret, string_to_sign, auth)
+    if problem is None:
+        return
+    if problem == "format":
+        message = (
+            f"Auth value for subscription to {channel} is invalid: "
+            "should be of format 'key:signature'"
+        )
+    elif problem == "key":
+        message = f"Invalid key in subscription auth data: '{_auth_key(auth)}'"
+    else:
+        message = _signature_message(string_to_sign, auth)
+    raise SubscriptionError("AuthError", message, 401)
+
+
+def verify_signin_auth(
+    *, key: str, secret: str, socket_id: str, user_data: str, auth: object
+) -> None:
+    """Check a ``pusher:signin`` token over ``<socket_id>::user::<user_data>``.
+
+    Raises:
+        ProtocolError: code 4009, naming what is wrong.
+    """
+    string_to_sign = f"{socket_id}::user::{user_data}"
+    problem = _check_token(key, secret, string_to_sign, auth)
+    if problem is None:
+        return
+    if problem == "format":
+        message = "Sign-in auth is invalid: should be of format 'key:signature'"
+    elif problem == "key":
+        message = f"Invalid key in sign-in auth data: '{_auth_key(auth)}'"
+    else:
+        message = _signature_message(string_to_sign, auth)
+    raise ProtocolError(message, code=ErrorCode.UNAUTHORIZED)
+
+
+def _check_token(
+    key: str, secret: str, string_to_sign: str, auth: object
+) -> str | None:
+    """Return which part of ``auth`` is wrong (format, key or signature), or None."""
+    if not isinstance(auth, str) or ":" not in auth:
+        return "format"
+    auth_key, signature = auth.split(":", 1)
+    if not hmac.compare_digest(auth_key.encode(), key.encode()):
+        return "key"
     expected = sign(secret, string_to_sign)
     if not hmac.compare_digest(expected.encode(), signature.encode()):
-        raise SubscriptionError(
-            "AuthError",
-            "Invalid signature: Expected HMAC SHA256 hex digest of "
-            f"{string_to_sign}, but got {signature}",
-            401,
-        )
+        return "signature"
+    return None
+
+
+def _auth_key(auth: object) -> str:
+    return str(auth).split(":", 1)[0]
+
+
+def _signature_message(string_to_sign: str, auth: object) -> str:
+    # The expected string holds nothing secret, so it helps the app's developer.
+    signature = str(auth).split(":", 1)[1]
+    return (
+        "Invalid signature: Expected HMAC SHA256 hex digest of "
+        f"{string_to_sign}, but got {signature}"
+    )
 
 
 def build_api_string_to_sign(method: str, path: str, params: Mapping[str, str]) -> str:

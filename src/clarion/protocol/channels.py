@@ -9,6 +9,7 @@ __all__ = [
     "SERVER_TO_USER_PREFIX",
     "ChannelKind",
     "classify",
+    "is_cache_channel",
     "is_valid_channel_name",
 ]
 

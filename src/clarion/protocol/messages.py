@@ -20,6 +20,7 @@ __all__ = [
     "PING",
     "PONG",
     "ClientMessage",
+    "cache_miss",
     "channel_event",
     "connection_established",
     "dumps",
@@ -27,8 +28,11 @@ __all__ = [
     "member_added",
     "member_removed",
     "parse_client_message",
+    "signin_success",
+    "subscription_count",
     "subscription_error",
     "subscription_succeeded",
+    "watchlist_events",
 ]
 
 
@@ -111,6 +115,46 @@ def channel_event(
     return dumps(frame)
 
 
+INVALID_FORMAT = "Invalid message format"
+
+# Protocol events whose data must be a JSON object. Ping and pong data is
+# ignored, and unknown pusher:* events are reported as unsupported, whatever
+# their data.
+_EVENTS_WITH_OBJECT_DATA = frozenset(
+    {"pusher:subscribe", "pusher:unsubscribe", "pusher:signin"}
+)
+
+
+def signin_success(user_data: str) -> str:
+    return dumps({"event": "pusher:signin_success", "data": {"user_data": user_data}})
+
+
+def watchlist_events(online: list[str], offline: list[str]) -> str:
+    """Encode watchlist changes, leaving out a kind whose id list is empty."""
+    events = []
+    if online:
+        events.append({"name": "online", "user_ids": online})
+    if offline:
+        events.append({"name": "offline", "user_ids": offline})
+    data = dumps({"events": events})
+    return dumps({"event": "pusher_internal:watchlist_events", "data": data})
+
+
+def cache_miss(channel: str) -> str:
+    return dumps({"event": "pusher:cache_miss", "channel": channel})
+
+
+def subscription_count(channel: str, count: int) -> str:
+    data = dumps({"subscription_count": count})
+    return dumps(
+        {
+            "event": "pusher_internal:subscription_count",
+            "channel": channel,
+            "data": data,
+        }
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class ClientMessage:
     """One decoded frame from a client."""
@@ -118,55 +162,46 @@ class ClientMessage:
     event: str
     channel: str | None
     data: Any
-    """The ``data`` field: for ``pusher:*`` events a dict (``{}`` when absent)."""
+    """The ``data`` field; a dict (``{}`` when absent) for subscribe, unsubscribe
+    and sign-in."""
 
 
 def parse_client_message(text: str) -> ClientMessage:
     """Decode a client frame.
 
-    ``data`` of ``pusher:*`` events may arrive as an object or as a string that
-    holds a JSON object; both decode to a dict. Unknown top-level keys are
-    ignored.
+    ``data`` of subscribe, unsubscribe and sign-in may arrive as an object or as
+    a string that holds a JSON object; both decode to a dict. Unknown top-level
+    keys are ignored.
 
     Raises:
         ProtocolError: code ``None``, ``Invalid message format``, when the text is
         not a JSON object with a string ``event`` (and a string ``channel``, if
-        present).
+        present), or such data is not an object.
     """
     try:
         message = json.loads(text)
-    except ValueError:
-        raise ProtocolError(
-            "Invalid message format: the frame is not valid JSON"
-        ) from None
+    except (ValueError, RecursionError):
+        raise ProtocolError(INVALID_FORMAT) from None
     if not isinstance(message, dict) or not isinstance(message.get("event"), str):
-        raise ProtocolError(
-            "Invalid message format: expected a JSON object with a string 'event'"
-        )
+        raise ProtocolError(INVALID_FORMAT)
     channel = message.get("channel")
     if channel is not None and not isinstance(channel, str):
-        raise ProtocolError("Invalid message format: 'channel' must be a string")
+        raise ProtocolError(INVALID_FORMAT)
     event: str = message["event"]
     data = message.get("data")
-    if event.startswith("pusher:"):
-        data = _decode_protocol_data(event, data)
+    if event in _EVENTS_WITH_OBJECT_DATA:
+        data = _decode_object_data(data)
     return ClientMessage(event, channel, data)
 
 
-def _decode_protocol_data(event: str, data: object) -> dict[str, Any]:
-    if data is None:
+def _decode_object_data(data: object) -> dict[str, Any]:
+    if data is None or data == "":
         return {}
     if isinstance(data, str):
-        if not data:
-            return {}
         try:
             data = json.loads(data)
-        except ValueError:
-            raise ProtocolError(
-                f"Invalid message format: data of {event} is not a JSON object"
-            ) from None
+        except (ValueError, RecursionError):
+            raise ProtocolError(INVALID_FORMAT) from None
     if not isinstance(data, dict):
-        raise ProtocolError(
-            f"Invalid message format: data of {event} is not a JSON object"
-        )
+        raise ProtocolError(INVALID_FORMAT)
     return data

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from clarion.protocol.apps import Limits
 from clarion.protocol.errors import SubscriptionError
+from clarion.protocol.messages import dumps
 
 __all__ = ["Member", "parse_channel_data"]
 
@@ -27,16 +28,22 @@ def parse_channel_data(channel_data: object, limits: Limits) -> Member:
     value and is optional.
 
     Raises:
-        SubscriptionError: ``InvalidChannelData`` (400) for a malformed value,
+        SubscriptionError: ``AuthError`` (401) when it is missing,
+        ``InvalidChannelData`` (400) for a malformed value,
         ``LimitReached`` (4301) for an id or ``user_info`` over the app's limits.
     """
+    if channel_data is None:
+        # Only a signed-in connection may omit it; check_subscribe handles that case.
+        raise SubscriptionError(
+            "AuthError", "channel_data is required to join a presence channel", 401
+        )
     if not isinstance(channel_data, str):
         raise SubscriptionError(
-            "InvalidChannelData", "channel_data is required for presence channels", 400
+            "InvalidChannelData", "channel_data must be a string holding JSON", 400
         )
     try:
         decoded = json.loads(channel_data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise SubscriptionError(
             "InvalidChannelData", "channel_data must be a JSON object", 400
         ) from None
@@ -63,7 +70,7 @@ def parse_channel_data(channel_data: object, limits: Limits) -> Member:
         )
 
     user_info = decoded.get("user_info")
-    info_size = len(json.dumps(user_info, separators=(",", ":")).encode())
+    info_size = len(dumps(user_info).encode())
     if info_size > limits.max_presence_user_info_bytes:
         raise SubscriptionError(
             "LimitReached",

@@ -11,6 +11,7 @@ from clarion.protocol.channels import ChannelKind, classify, is_valid_channel_na
 from clarion.protocol.errors import ErrorCode, ProtocolError, SubscriptionError
 from clarion.protocol.messages import ClientMessage, dumps
 from clarion.protocol.presence import Member, parse_channel_data
+from clarion.protocol.users import User
 
 __all__ = [
     "ClientEventRate",
@@ -31,9 +32,13 @@ class SubscribeRequest:
 
 
 def check_subscribe(
-    app: App, socket_id: str, data: dict[str, Any], signed_in_user: str | None = None
+    app: App, socket_id: str, data: dict[str, Any], user: User | None = None
 ) -> SubscribeRequest:
     """Check a ``pusher:subscribe`` request's channel name, auth and channel data.
+
+    ``user`` is the connection's signed-in user: it alone may subscribe to its
+    ``#server-to-user-`` channel, and it may join presence channels without
+    ``channel_data``.
 
     Raises:
         ProtocolError: the request names no channel (the socket stays open and
@@ -56,7 +61,7 @@ def check_subscribe(
     kind = classify(channel)
     if kind is ChannelKind.SERVER_TO_USER:
         user_id = channel.removeprefix("#server-to-user-")
-        if signed_in_user != user_id:
+        if user is None or user.id != user_id:
             raise SubscriptionError(
                 "AuthError",
                 f"Subscription to {channel} needs a connection signed in as {user_id}",
@@ -67,20 +72,30 @@ def check_subscribe(
         return SubscribeRequest(channel, kind)
 
     channel_data = data.get("channel_data")
-    if kind is ChannelKind.PRESENCE:
-        member = parse_channel_data(channel_data, app.limits)
-        signed_data: str | None = channel_data
-    else:
-        member = None
-        signed_data = None
+    signed_in_member = (
+        kind is ChannelKind.PRESENCE and channel_data is None and user is not None
+    )
+    if kind is ChannelKind.PRESENCE and channel_data is None and user is None:
+        raise SubscriptionError(
+            "AuthError", "channel_data is required to join a presence channel", 401
+        )
+    # The token is checked before the channel data is parsed, so a forged request
+    # learns nothing about the data checks.
     verify_channel_auth(
         key=app.key,
         secret=app.secret,
         socket_id=socket_id,
         channel=channel,
         auth=data.get("auth"),
-        channel_data=signed_data,
+        channel_data=channel_data if isinstance(channel_data, str) else None,
     )
+    member: Member | None = None
+    if signed_in_member:
+        # A signed-in connection may join as its user without channel_data.
+        assert user is not None
+        member = Member(user.id, user.user_info)
+    elif kind is ChannelKind.PRESENCE:
+        member = parse_channel_data(channel_data, app.limits)
     return SubscribeRequest(channel, kind, member)
 
 

@@ -17,6 +17,7 @@ DEV_APP = App(id="1", key="app-key", secret="app-secret", client_events=True)
 """The development app served when nothing else is configured. Its secret is public."""
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 class ConfigError(Exception):
@@ -43,9 +44,8 @@ class Settings:
 
     @property
     def uses_dev_app(self) -> bool:
-        return any(
-            app.secret == DEV_APP.secret and app.key == DEV_APP.key for app in self.apps
-        )
+        """Whether any app uses the development app's public secret."""
+        return any(app.secret == DEV_APP.secret for app in self.apps)
 
     def __repr__(self) -> str:
         return (
@@ -66,7 +66,14 @@ _SERVER_KEYS = {
     "log_level": str,
 }
 
-_APP_KEYS = {"id", "key", "secret", "enabled", "client_events"}
+_APP_SWITCHES = (
+    "enabled",
+    "client_events",
+    "subscription_count_events",
+    "watchlist_events",
+    "authorized_connections",
+)
+_APP_KEYS = {"id", "key", "secret", *_APP_SWITCHES}
 _LIMIT_KEYS = {limit.name for limit in fields(Limits)}
 
 
@@ -90,6 +97,12 @@ def load_settings(
 
     config_path = flags.get("config") or environ.get("CLARION_CONFIG")
     document = _read_toml(Path(config_path)) if config_path else {}
+    unknown_tables = set(document) - {"server", "apps"}
+    if unknown_tables:
+        raise ConfigError(
+            f"Unknown key(s) in config file {config_path}: "
+            f"{', '.join(sorted(unknown_tables))}; expected [server] and [[apps]]"
+        )
     server_table = document.get("server", {})
     if not isinstance(server_table, dict):
         raise ConfigError("[server] in the config file must be a table")
@@ -202,7 +215,7 @@ def _build_app(table: Any, where: str) -> App:
             raise ConfigError(
                 f"{where}.{name} is required and must be a non-empty string"
             )
-    if not table["id"].isdecimal():
+    if not (table["id"].isascii() and table["id"].isdecimal()):
         raise ConfigError(
             f"{where}.id = {table['id']!r}: use digits only, because the official "
             "Python server SDK accepts only numeric app ids"
@@ -215,21 +228,28 @@ def _build_app(table: Any, where: str) -> App:
     for name, value in limits.items():
         if value < 0:
             raise ConfigError(f"{where}.{name} = {value}: must be 0 or more")
+    switches = {
+        name: _check_type(table[name], bool, f"{where}.{name}")
+        for name in _APP_SWITCHES
+        if name in table
+    }
     return App(
         id=table["id"],
         key=table["key"],
         secret=table["secret"],
-        enabled=_check_type(table.get("enabled", True), bool, f"{where}.enabled"),
-        client_events=_check_type(
-            table.get("client_events", False), bool, f"{where}.client_events"
-        ),
         limits=Limits(**limits),
+        **switches,
     )
 
 
 def _check(settings: Settings) -> None:
     if not settings.apps:
         raise ConfigError("No apps configured: add at least one [[apps]] table")
+    if settings.log_level.upper() not in LOG_LEVELS:
+        raise ConfigError(
+            f"Invalid log_level {settings.log_level!r}: "
+            f"expected one of {', '.join(LOG_LEVELS)}"
+        )
     for attribute in ("id", "key"):
         seen: set[str] = set()
         for app in settings.apps:

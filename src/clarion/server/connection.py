@@ -12,6 +12,7 @@ from clarion.protocol import messages
 from clarion.protocol.apps import App
 from clarion.protocol.presence import Member
 from clarion.protocol.subscriptions import ClientEventRate
+from clarion.protocol.users import User
 from clarion.server.websocket import (
     CLOSE_PROTOCOL_ERROR,
     OP_BINARY,
@@ -60,12 +61,15 @@ class Connection(asyncio.Protocol):
         "_inbox",
         "_rate",
         "app",
+        "authorized",
         "hub",
         "last_received",
+        "opened_at",
         "ping_sent_at",
         "socket_id",
         "subscriptions",
         "transport",
+        "user",
     )
 
     def __init__(
@@ -77,7 +81,11 @@ class Connection(asyncio.Protocol):
         self.transport = transport
         self.subscriptions: dict[str, Member | None] = {}
         """Channel name to its presence member (``None`` for other channels)."""
-        self.last_received = time.monotonic()
+        self.user: User | None = None
+        """The signed-in user, after a successful ``pusher:signin``."""
+        self.authorized = False
+        """Signed in, or subscribed to a channel that needs authorization."""
+        self.opened_at = self.last_received = time.monotonic()
         self.ping_sent_at = 0.0
         """Monotonic time of the server's unanswered ping, or 0."""
         self._buffer = b""
@@ -126,20 +134,31 @@ class Connection(asyncio.Protocol):
     # Sending
 
     def send(self, message: OutboundMessage) -> None:
-        if not self._closing:
+        if self._closing:
+            return
+        try:
             self.transport.write(message.frame)
+        except RuntimeError:
+            # uvloop raises once the peer is gone but before connection_lost has
+            # run; the fan-out loop must go on to the other subscribers.
+            self._closing = True
 
     def send_text(self, text: str) -> None:
-        if not self._closing:
-            self.transport.write(encode_frame(OP_TEXT, text.encode()))
+        self.send(OutboundMessage(text))
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.transport.write(data)
+        except RuntimeError:
+            self._closing = True
 
     def close(self, code: int, reason: str = "") -> None:
         """Send a close frame, then drop the TCP connection once the peer answers
         or after a short grace period."""
         if self._closing:
             return
+        self._write(encode_close(code, reason))
         self._closing = True
-        self.transport.write(encode_close(code, reason))
         asyncio.get_running_loop().call_later(
             CLOSE_HANDSHAKE_GRACE, self.transport.close
         )
@@ -173,7 +192,7 @@ class Connection(asyncio.Protocol):
 
     def _receive_frame(self, fin: bool, opcode: int, payload: bytes) -> None:
         if opcode == OP_PING:
-            self.transport.write(encode_frame(OP_PONG, payload))
+            self._write(encode_frame(OP_PONG, payload))
             return
         if opcode == OP_PONG:
             return
@@ -211,11 +230,11 @@ class Connection(asyncio.Protocol):
                 self.log_error("Text frame is not valid UTF-8")
                 self.close(CLOSE_INVALID_PAYLOAD, "invalid UTF-8")
             else:
-                self.log_error("Binary frame ignored: it is not UTF-8 JSON")
+                self.log_error("Rejected binary frame: its payload is not UTF-8 JSON")
                 self.send_text(messages.error(None, "Binary frames are not supported"))
             return
         if opcode == OP_BINARY and not text.lstrip().startswith("{"):
-            self.log_error("Binary frame ignored: it is not UTF-8 JSON")
+            self.log_error("Rejected binary frame: its payload is not UTF-8 JSON")
             self.send_text(messages.error(None, "Binary frames are not supported"))
             return
         self._queue_text(text)
@@ -226,8 +245,10 @@ class Connection(asyncio.Protocol):
             return
         # Echo the peer's close code, as RFC 6455 section 5.5.1 asks.
         code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1000
+        if not 1000 <= code < 5000 or code in (1004, 1005, 1006, 1015):
+            code = 1000
+        self._write(encode_close(code, ""))
         self._closing = True
-        self.transport.write(encode_close(code if code >= 1000 else 1000, ""))
         self.transport.close()
 
     def _protocol_error(self, reason: str) -> None:

@@ -32,6 +32,9 @@ __all__ = ["HttpProtocol", "Request", "RequestHandler", "Response", "error_respo
 logger = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
+LINGER_SECONDS = 2.0
+"""Seconds a connection stays open after an error answer, discarding input."""
+MAX_DISCARDED_BYTES = 16 * 1024 * 1024
 REJECTED_SOCKET_GRACE = 2.0
 """Seconds a refused WebSocket stays open for the peer to read the error and close."""
 
@@ -105,6 +108,7 @@ class HttpProtocol(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._failed = False
+        self._discarded = 0
         self._upgrade: Request | None = None
         self._pending: deque[tuple[Request, bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
@@ -120,6 +124,11 @@ class HttpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._failed:
+            # Discard what the peer still sends after an error answer, so that it
+            # can read the answer instead of failing on a reset connection.
+            self._discarded += len(data)
+            if self._discarded > MAX_DISCARDED_BYTES and self.transport is not None:
+                self.transport.close()
             return
         try:
             self.parser.feed_data(data)
@@ -128,6 +137,9 @@ class HttpProtocol(asyncio.Protocol):
             self._start_websocket(data[offset:])
             return
         except httptools.HttpParserError as exc:
+            if self._failed:
+                # A callback already answered and logged the error.
+                return
             logger.info("Malformed HTTP request from %s: %s", self.peer, exc)
             self._fail(error_response(400, "Malformed HTTP request"))
             return
@@ -157,11 +169,31 @@ class HttpProtocol(asyncio.Protocol):
         self._count_header_bytes(len(name) + len(value))
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
 
+    def on_headers_complete(self) -> None:
+        declared = self._headers.get("content-length", "")
+        limit = self.hub.settings.max_body_bytes
+        if declared.isdecimal() and int(declared) > limit:
+            logger.info(
+                "Rejected request from %s with 413: its body of %s bytes is over "
+                "the limit of %d bytes",
+                self.peer,
+                declared,
+                limit,
+            )
+            message = f"Request body is over the limit of {limit} bytes"
+            self._fail(error_response(413, message))
+            raise httptools.HttpParserError("body too large")
+
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
         limit = self.hub.settings.max_body_bytes
         if self._body_size > limit:
-            logger.info("Request body from %s is over %d bytes", self.peer, limit)
+            logger.info(
+                "Rejected request from %s with 413: its body is over the limit of "
+                "%d bytes",
+                self.peer,
+                limit,
+            )
             message = f"Request body is over the limit of {limit} bytes"
             self._fail(error_response(413, message))
             raise httptools.HttpParserError("body too large")
@@ -222,7 +254,7 @@ class HttpProtocol(asyncio.Protocol):
             return
         self._failed = True
         self.transport.write(response.encode(keep_alive=False))
-        self.transport.close()
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
 
     # WebSocket
 

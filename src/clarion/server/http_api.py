@@ -20,7 +20,12 @@ from clarion.protocol.api import (
 )
 from clarion.protocol.apps import App
 from clarion.protocol.auth import verify_api_request
-from clarion.protocol.channels import ChannelKind, classify, is_valid_channel_name
+from clarion.protocol.channels import (
+    ChannelKind,
+    classify,
+    is_cache_channel,
+    is_valid_channel_name,
+)
 from clarion.protocol.errors import ApiError
 from clarion.server.http import Request, RequestHandler, Response, error_response
 from clarion.server.hub import Hub
@@ -32,6 +37,7 @@ logger = logging.getLogger(__name__)
 _Handler = Callable[[App, Request, list[str]], Awaitable[object]]
 
 CHANNEL_INFO_ATTRIBUTES = frozenset({"user_count", "subscription_count"})
+SHOW_CHANNEL_ATTRIBUTES = CHANNEL_INFO_ATTRIBUTES | {"cache"}
 
 
 class HttpApi(RequestHandler):
@@ -46,6 +52,7 @@ class HttpApi(RequestHandler):
             ("GET", ("channels",)): self._list_channels,
             ("GET", ("channels", "*")): self._show_channel,
             ("GET", ("channels", "*", "users")): self._list_users,
+            ("POST", ("users", "*", "terminate_connections")): self._terminate_user,
         }
 
     async def handle(self, request: Request) -> Response:
@@ -65,9 +72,15 @@ class HttpApi(RequestHandler):
         if request.path in ("/", "/up") and request.method in ("GET", "HEAD"):
             return Response(200, b"OK", content_type="text/plain")
         segments = request.path.split("/")
-        if len(segments) < 4 or segments[0] or segments[1] != "apps":
+        if segments[:2] == ["", "users"]:
+            # pusher-http-python 3.3 posts terminate_connections to
+            # /users/{user_id}/... without /apps/{app_id}, signing that path; the
+            # app then comes from auth_key.
+            app_id, rest = self._app_id_from_key(request), segments[1:]
+        elif len(segments) < 4 or segments[0] or segments[1] != "apps":
             raise ApiError(404, f"Not found: {request.path}")
-        app_id, rest = segments[2], segments[3:]
+        else:
+            app_id, rest = segments[2], segments[3:]
         shape = tuple("*" if index == 1 else part for index, part in enumerate(rest))
         handlers = {
             method: h for (method, path), h in self._routes.items() if path == shape
@@ -168,14 +181,21 @@ class HttpApi(RequestHandler):
         self, app: App, request: Request, path: list[str]
     ) -> object:
         channel = self._channel_name(app, path[1])
-        info = parse_info(request.params.get("info"), CHANNEL_INFO_ATTRIBUTES)
+        info = parse_info(request.params.get("info"), SHOW_CHANNEL_ATTRIBUTES)
         if "user_count" in info and classify(channel) is not ChannelKind.PRESENCE:
             raise ApiError(
                 400, "info=user_count is only available for presence channels"
             )
+        if "cache" in info and not is_cache_channel(channel):
+            raise ApiError(400, "info=cache is only available for cache channels")
         state = await self.hub.adapter.channel_info(app.id, channel)
         result: dict[str, object] = {"occupied": state.subscription_count > 0}
-        result.update(await self._info(app, channel, info))
+        result.update(await self._info(app, channel, info - {"cache"}))
+        if "cache" in info:
+            cached = await self.hub.adapter.get_cache(app.id, channel)
+            result["cache"] = (
+                None if cached is None else {"data": cached.data, "ttl": cached.ttl}
+            )
         return result
 
     async def _list_users(self, app: App, request: Request, path: list[str]) -> object:
@@ -186,6 +206,22 @@ class HttpApi(RequestHandler):
             )
         members = await self.hub.adapter.members(app.id, channel)
         return {"users": [{"id": user_id} for user_id in members]}
+
+    async def _terminate_user(
+        self, app: App, request: Request, path: list[str]
+    ) -> object:
+        user_id = path[1]
+        if not user_id:
+            raise ApiError(400, "Missing user id in the path")
+        await self.hub.users.terminate(app, user_id)
+        return {}
+
+    def _app_id_from_key(self, request: Request) -> str:
+        key = request.params.get("auth_key", "")
+        app = self.hub.apps.find_by_key(key)
+        if app is None:
+            raise ApiError(404, f"No app has the auth_key {key!r}")
+        return app.id
 
     def _channel_name(self, app: App, name: str) -> str:
         if not is_valid_channel_name(name, app.limits.max_channel_name_length):

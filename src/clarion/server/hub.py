@@ -12,7 +12,7 @@ from typing import Any
 from clarion.protocol import messages
 from clarion.protocol.api import EventRequest
 from clarion.protocol.apps import App
-from clarion.protocol.channels import ChannelKind
+from clarion.protocol.channels import ChannelKind, is_cache_channel
 from clarion.protocol.errors import (
     ConnectionRejected,
     ErrorCode,
@@ -26,6 +26,8 @@ from clarion.server.adapters import Adapter
 from clarion.server.apps import AppRegistry
 from clarion.server.config import Settings
 from clarion.server.connection import Connection
+from clarion.server.counts import SubscriptionCounts
+from clarion.server.users import Users
 from clarion.server.websocket import OutboundMessage
 
 __all__ = ["Hub"]
@@ -44,6 +46,8 @@ class Hub:
         self._connections_per_app: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.users = Users(adapter)
+        self.counts = SubscriptionCounts(adapter, self.spawn)
 
     # Lifecycle
 
@@ -54,6 +58,7 @@ class Hub:
         """Close every connection with 4200 (reconnect now) and wait for cleanup."""
         if self._sweeper is not None:
             self._sweeper.cancel()
+        self.counts.close()
         for connection in list(self.connections.values()):
             connection.reject(ErrorCode.RECONNECT, "Server is shutting down")
         for connection in list(self.connections.values()):
@@ -99,12 +104,13 @@ class Hub:
         else:
             self._connections_per_app.pop(app_id, None)
         logger.debug("Connection %s closed for app %s", connection.socket_id, app_id)
-        if connection.subscriptions:
-            self.spawn(self._leave_all(connection))
+        if connection.subscriptions or connection.user is not None:
+            self.spawn(self._clean_up(connection))
 
-    async def _leave_all(self, connection: Connection) -> None:
+    async def _clean_up(self, connection: Connection) -> None:
         for channel in list(connection.subscriptions):
             await self.unsubscribe(connection, channel)
+        await self.users.signout(connection)
 
     # Inbound messages
 
@@ -119,6 +125,14 @@ class Hub:
         except ConnectionRejected as exc:
             connection.log_error("Closing connection: %s", exc.message)
             connection.reject(exc.code, exc.message)
+        except Exception:
+            # A bug of ours: report it, keep this connection and every other one.
+            logger.exception(
+                "Unhandled error on message from connection %s of app %s",
+                connection.socket_id,
+                connection.app.id,
+            )
+            connection.send_text(messages.error(None, "Internal server error"))
 
     async def _dispatch(self, connection: Connection, message: ClientMessage) -> None:
         event = message.event
@@ -128,6 +142,8 @@ class Hub:
             pass
         elif event == "pusher:subscribe":
             await self.subscribe(connection, message.data)
+        elif event == "pusher:signin":
+            await self.users.signin(connection, message.data)
         elif event == "pusher:unsubscribe":
             channel = message.data.get("channel")
             if not isinstance(channel, str):
@@ -159,7 +175,7 @@ class Hub:
 
     async def _subscribe(self, connection: Connection, data: dict[str, Any]) -> None:
         app = connection.app
-        request = check_subscribe(app, connection.socket_id, data)
+        request = check_subscribe(app, connection.socket_id, data, connection.user)
         channel = request.channel
         if channel in connection.subscriptions:
             # Subscribing twice changes nothing but confirms again.
@@ -173,14 +189,28 @@ class Hub:
             app.id, channel, connection, request.member, app.limits.max_presence_members
         )
         connection.subscriptions[channel] = request.member
+        if request.kind.needs_auth:
+            connection.authorized = True
         connection.send_text(messages.subscription_succeeded(channel, result.roster))
+        if is_cache_channel(channel):
+            await self._send_cached_event(connection, channel)
         if result.member_added and request.member is not None:
             member = request.member
             added = messages.member_added(channel, member.user_id, member.user_info)
             await self.adapter.publish(
                 app.id, channel, OutboundMessage(added), connection.socket_id
             )
+        await self.counts.changed(app, channel)
         logger.debug("Connection %s subscribed to %s", connection.socket_id, channel)
+
+    async def _send_cached_event(self, connection: Connection, channel: str) -> None:
+        cached = await self.adapter.get_cache(connection.app.id, channel)
+        if cached is None:
+            connection.send_text(messages.cache_miss(channel))
+        else:
+            connection.send_text(
+                messages.channel_event(cached.event, channel, cached.data)
+            )
 
     async def unsubscribe(self, connection: Connection, channel: str) -> None:
         if channel not in connection.subscriptions:
@@ -191,6 +221,7 @@ class Hub:
         if result.removed_user_id is not None:
             removed = messages.member_removed(channel, result.removed_user_id)
             await self.adapter.publish(app_id, channel, OutboundMessage(removed))
+        await self.counts.changed(connection.app, channel)
         logger.debug(
             "Connection %s unsubscribed from %s", connection.socket_id, channel
         )
@@ -218,6 +249,10 @@ class Hub:
             await self.adapter.publish(
                 app.id, channel, OutboundMessage(text), request.socket_id
             )
+            if is_cache_channel(channel):
+                await self.adapter.set_cache(
+                    app.id, channel, request.name, request.data, app.limits.cache_ttl
+                )
 
     # Liveness
 
@@ -226,12 +261,23 @@ class Hub:
         then stay silent for ``pong_timeout`` with 4201."""
         activity_timeout = self.settings.activity_timeout
         pong_timeout = self.settings.pong_timeout
-        interval = max(0.1, min(5.0, activity_timeout / 4, pong_timeout / 4))
+        timeouts = [activity_timeout, pong_timeout] + [
+            app.limits.authorization_timeout
+            for app in self.settings.apps
+            if app.authorized_connections
+        ]
+        interval = max(0.1, min(5.0, *(timeout / 4 for timeout in timeouts)))
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for connection in list(self.connections.values()):
-                if connection.ping_sent_at:
+                if self._is_unauthorized_too_long(connection, now):
+                    connection.log_error("Not authorized within timeout, closing")
+                    connection.reject(
+                        ErrorCode.UNAUTHORIZED,
+                        "Connection not authorized within timeout",
+                    )
+                elif connection.ping_sent_at:
                     if now - connection.ping_sent_at >= pong_timeout:
                         connection.log_error(
                             "No pong within %d s, closing", pong_timeout
@@ -242,3 +288,12 @@ class Hub:
                 elif now - connection.last_received >= activity_timeout:
                     connection.ping_sent_at = now
                     connection.send_text(messages.PING)
+
+    @staticmethod
+    def _is_unauthorized_too_long(connection: Connection, now: float) -> bool:
+        app = connection.app
+        return (
+            app.authorized_connections
+            and not connection.authorized
+            and now - connection.opened_at >= app.limits.authorization_timeout
+        )

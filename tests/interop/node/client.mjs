@@ -164,5 +164,5 @@ input.on('line', (line) => {
     emit({ type: 'command_error', op: command?.op ?? null, error });
   }
 });
-// The test process closing stdin means it is gone: never outlive it.
+// stdin closes when the test process exits, so exit too instead of outliving it.
 input.on('close', exit);

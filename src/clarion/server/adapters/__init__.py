@@ -2,6 +2,7 @@
 
 from clarion.server.adapters.base import (
     Adapter,
+    CachedEvent,
     ChannelInfo,
     Subscribed,
     Subscriber,
@@ -11,6 +12,7 @@ from clarion.server.adapters.local import LocalAdapter
 
 __all__ = [
     "Adapter",
+    "CachedEvent",
     "ChannelInfo",
     "LocalAdapter",
     "Subscribed",

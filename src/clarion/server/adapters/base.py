@@ -6,14 +6,21 @@ HTTP routes or WebSocket frames beyond handing a message to a subscriber.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from clarion.protocol.presence import Member
 from clarion.server.websocket import OutboundMessage
 
-__all__ = ["Adapter", "ChannelInfo", "Subscribed", "Subscriber", "Unsubscribed"]
+__all__ = [
+    "Adapter",
+    "CachedEvent",
+    "ChannelInfo",
+    "Subscribed",
+    "Subscriber",
+    "Unsubscribed",
+]
 
 
 class Subscriber(Protocol):
@@ -23,6 +30,9 @@ class Subscriber(Protocol):
 
     def send(self, message: OutboundMessage) -> None:
         """Queue ``message`` for the peer without blocking."""
+
+    def reject(self, code: int, message: str) -> None:
+        """Report ``pusher:error`` with ``code`` to the peer, then close with it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +55,16 @@ class Unsubscribed:
     """The channel has no subscriber left."""
     removed_user_id: str | None
     """Presence channels: the user whose last connection in the channel left."""
+
+
+@dataclass(frozen=True, slots=True)
+class CachedEvent:
+    """The last event published to a cache channel."""
+
+    event: str
+    data: str
+    ttl: int
+    """Whole seconds left before it expires."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,5 +115,32 @@ class Adapter(Protocol):
 
     async def members(self, app_id: str, channel: str) -> Mapping[str, object]:
         """Return user id to ``user_info`` for a presence channel's members."""
+
+    # Cache channels
+
+    async def set_cache(
+        self, app_id: str, channel: str, event: str, data: str, ttl: int
+    ) -> None:
+        """Keep ``event`` as the channel's last event for ``ttl`` seconds."""
+
+    async def get_cache(self, app_id: str, channel: str) -> CachedEvent | None:
+        """Return the channel's unexpired last event, if any."""
+
+    # Signed-in users
+
+    async def add_user(self, app_id: str, user_id: str, subscriber: Subscriber) -> bool:
+        """Record a connection signed in as ``user_id``; return whether it is the
+        user's first."""
+
+    async def remove_user(
+        self, app_id: str, user_id: str, subscriber: Subscriber
+    ) -> bool:
+        """Forget a signed-in connection; return whether it was the user's last."""
+
+    async def online_users(self, app_id: str, user_ids: Iterable[str]) -> set[str]:
+        """Return which of ``user_ids`` have a signed-in connection."""
+
+    async def user_subscribers(self, app_id: str, user_id: str) -> list[Subscriber]:
+        """Return the connections signed in as ``user_id``."""
 
     async def close(self) -> None: ...

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 
 from clarion.protocol.errors import SubscriptionError
 from clarion.protocol.presence import Member
 from clarion.server.adapters.base import (
+    CachedEvent,
     ChannelInfo,
     Subscribed,
     Subscriber,
@@ -39,6 +41,11 @@ class LocalAdapter:
 
     def __init__(self) -> None:
         self._apps: dict[str, dict[str, _Channel]] = {}
+        self._cache: dict[tuple[str, str], tuple[str, str, float]] = {}
+        self._next_cache_purge = 1024
+        """(app id, channel) to (event, data, expiry as Unix time)."""
+        self._users: dict[str, dict[str, dict[str, Subscriber]]] = {}
+        """App id to user id to the user's signed-in connections by socket_id."""
 
     async def add_subscription(
         self,
@@ -146,8 +153,64 @@ class LocalAdapter:
             return {}
         return {user_id: user.user_info for user_id, user in state.members.items()}
 
+    async def set_cache(
+        self, app_id: str, channel: str, event: str, data: str, ttl: int
+    ) -> None:
+        now = time.time()
+        if len(self._cache) >= self._next_cache_purge:
+            self._purge_cache(now)
+        self._cache[(app_id, channel)] = (event, data, now + ttl)
+
+    async def get_cache(self, app_id: str, channel: str) -> CachedEvent | None:
+        entry = self._cache.get((app_id, channel))
+        if entry is None:
+            return None
+        event, data, expires_at = entry
+        remaining = expires_at - time.time()
+        if remaining <= 0:
+            del self._cache[(app_id, channel)]
+            return None
+        return CachedEvent(event, data, int(remaining))
+
+    def _purge_cache(self, now: float) -> None:
+        # Expired entries are otherwise dropped only when read; purging each time
+        # the cache doubles keeps channels that nobody reads from piling up.
+        self._cache = {
+            key: entry for key, entry in self._cache.items() if entry[2] > now
+        }
+        self._next_cache_purge = max(1024, 2 * len(self._cache))
+
+    async def add_user(self, app_id: str, user_id: str, subscriber: Subscriber) -> bool:
+        connections = self._users.setdefault(app_id, {}).setdefault(user_id, {})
+        first = not connections
+        connections[subscriber.socket_id] = subscriber
+        return first
+
+    async def remove_user(
+        self, app_id: str, user_id: str, subscriber: Subscriber
+    ) -> bool:
+        users = self._users.get(app_id, {})
+        connections = users.get(user_id)
+        if connections is None or connections.pop(subscriber.socket_id, None) is None:
+            return False
+        if connections:
+            return False
+        del users[user_id]
+        if not users:
+            del self._users[app_id]
+        return True
+
+    async def online_users(self, app_id: str, user_ids: Iterable[str]) -> set[str]:
+        users = self._users.get(app_id, {})
+        return {user_id for user_id in user_ids if user_id in users}
+
+    async def user_subscribers(self, app_id: str, user_id: str) -> list[Subscriber]:
+        return list(self._users.get(app_id, {}).get(user_id, {}).values())
+
     async def close(self) -> None:
         self._apps.clear()
+        self._cache.clear()
+        self._users.clear()
 
 
 def _info(state: _Channel) -> ChannelInfo:
