@@ -114,7 +114,7 @@ class LineReader:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(
-                    f"no result from the load generator in {timeout:.0f} s"
+                    f"timed out after {timeout:.0f} s waiting for the load generator"
                 )
             import select
 
@@ -372,7 +372,8 @@ def summarize(scenarios, servers, runs) -> tuple[dict, str]:
             values = [medians[scenario.name][name][key] for name in names]
             cells = [form.format(v) if v is not None else "n/a" for v in values]
             ratio = "n/a"
-            if len(values) == 2 and values[0] and values[1]:
+            # Other processes' CPU time can be a rounding residue near 0: no ratio then.
+            if len(values) == 2 and values[0] and values[1] and values[1] >= 0.005:
                 ratio = f"{values[0] / values[1]:.2f}"
             rows.append(
                 f"| {scenario.name} | {label} | " + " | ".join(cells) + f" | {ratio} |"
@@ -450,7 +451,8 @@ def main() -> int:
         wanted = args.scenarios.split(",")
         scenarios = tuple(s for s in scenarios if s.name in wanted)
         if not scenarios:
-            print(f"No scenario named {args.scenarios}", file=sys.stderr)
+            names = ", ".join(s.name for s in FULL_SCENARIOS + QUICK_SCENARIOS)
+            print(f"Unknown scenario {args.scenarios!r}: use {names}", file=sys.stderr)
             return 2
     repeats = args.repeats or (1 if args.quick else 3)
     if args.quiet_wait is None:

@@ -20,7 +20,7 @@ from interop_harness import (
 
 
 def build_python_sdk(server: Any, **overrides: Any) -> pusher.Pusher:
-    """Return a Python SDK client for `server`; `overrides` replace arguments."""
+    """Return a Python SDK client for `server`, with `overrides` applied."""
     arguments: dict[str, Any] = {
         "app_id": server.app_id,
         "key": server.key,
@@ -77,7 +77,8 @@ def connect_client(
 
     `user_id` and `user_name` tell the auth endpoint who the client's user
     is (the name defaults to the capitalized id, so "alice" is "Alice").
-    `key` overrides the app key, and `wait=False` returns at once.
+    `key` overrides the app key, `auth` the auth endpoints, and `wait=False`
+    returns at once.
     """
     clients: list[PusherJsClient] = []
     numbers = itertools.count(1)
@@ -87,6 +88,7 @@ def connect_client(
         *,
         user_name: str | None = None,
         key: str | None = None,
+        auth: AuthEndpoint | None = None,
         wait: bool = True,
     ) -> PusherJsClient:
         number = next(numbers)
@@ -95,11 +97,12 @@ def connect_client(
         if user_id is not None:
             auth_params["user_id"] = user_id
             auth_params["user_name"] = user_name or user_id.capitalize()
+        auth_base_url = (auth or auth_endpoint).base_url
         options = {
             "port": server.port,
             "key": key or server.key,
-            "authEndpoint": f"{auth_endpoint.base_url}/pusher/auth",
-            "userAuthEndpoint": f"{auth_endpoint.base_url}/pusher/user-auth",
+            "authEndpoint": f"{auth_base_url}/pusher/auth",
+            "userAuthEndpoint": f"{auth_base_url}/pusher/user-auth",
             "authParams": auth_params,
         }
         client = PusherJsClient(name, options, tmp_path / f"pusher-js-{number}.log")
@@ -122,7 +125,7 @@ def connect_clients(
 ) -> Callable[..., tuple[PusherJsClient, ...]]:
     """Return a function that starts one client per user id in parallel.
 
-    It waits until all of them are `connected`; `None` is a client with no user.
+    It waits until all of them are `connected`. `None` is a client with no user.
     """
 
     def connect(*user_ids: str | None) -> tuple[PusherJsClient, ...]:
@@ -138,8 +141,8 @@ def connect_clients(
 def node_sdk(server: Any) -> Callable[..., Record]:
     """Return a function that makes one call with the Node SDK.
 
-    Call it as `node_sdk(method=..., ...)`; `clock_skew_seconds` shifts the
-    clock the SDK signs with.
+    Call it as `node_sdk(method=..., ...)`. `clock_skew_seconds` shifts the
+    clock the SDK signs with, and `secret` replaces the app secret.
     """
     config = {
         "appId": server.app_id,

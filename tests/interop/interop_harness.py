@@ -1,5 +1,5 @@
 """Drivers for the interop tests: pusher-js and the Node SDK as child
-processes, and a channel-authorization endpoint signed by the Python SDK."""
+processes, and the app's auth endpoints, signed by the Python SDK."""
 
 from __future__ import annotations
 
@@ -281,8 +281,8 @@ class AuthEndpoint:
     `POST /pusher/auth` authorizes channels and `POST /pusher/user-auth`
     authenticates users, as pusher-js's `ajax` transport calls them. The form
     fields `user_id` and `user_name` (sent by the client as extra params)
-    identify the user. A request without `user_id` for a presence channel or a
-    sign-in is answered 403, as a real app would refuse an anonymous user.
+    identify the user. A presence or sign-in request without `user_id` gets
+    403, as a real app would reject an anonymous user.
     """
 
     def __init__(self, sdk: pusher.Pusher) -> None:

@@ -60,6 +60,11 @@ def channel_auth(
     return f"{key}:{hmac_sha256_hex(secret, ':'.join(parts))}"
 
 
+def signin_auth(key: str, secret: str, socket_id: str, user_data: str) -> str:
+    """Build the `auth` token of `pusher:signin` for an exact user_data string."""
+    return f"{key}:{hmac_sha256_hex(secret, f'{socket_id}::user::{user_data}')}"
+
+
 @dataclass(frozen=True)
 class Frame:
     """One text frame received from the server."""
@@ -138,6 +143,13 @@ class WireClient:
             {"event": "pusher:unsubscribe", "data": {"channel": channel}}
         )
 
+    async def signin(self, user_data: str, auth: str) -> Frame:
+        """Send `pusher:signin` and return the server's reply frame."""
+        await self.send_json(
+            {"event": "pusher:signin", "data": {"auth": auth, "user_data": user_data}}
+        )
+        return await self.recv_frame()
+
     async def wait_closed(
         self, timeout: float = RECEIVE_TIMEOUT
     ) -> tuple[int | None, str | None]:
@@ -187,6 +199,18 @@ async def open_established(url: str) -> WireClient:
     return client
 
 
+async def sign_in(
+    client: WireClient, key: str, secret: str, user: dict[str, Any]
+) -> Frame:
+    """Sign `client` in with a correctly signed compact JSON of `user`.
+
+    Returns the server's reply frame, `pusher:signin_success` on success.
+    """
+    user_data = compact(user)
+    auth = signin_auth(key, secret, client.socket_id or "", user_data)
+    return await client.signin(user_data, auth)
+
+
 def error_frame(code: int | None, message: str, channel: str | None = None) -> str:
     """Build the exact text of a `pusher:error` frame."""
     envelope: dict[str, Any] = {"event": "pusher:error"}
@@ -224,6 +248,36 @@ def event_frame(event: str, channel: str, data: str, user_id: str | None = None)
     if user_id is not None:
         envelope["user_id"] = user_id
     return compact(envelope)
+
+
+def signin_success_frame(user_data: str) -> str:
+    """Build the exact text of `pusher:signin_success` echoing `user_data`."""
+    return compact({"event": "pusher:signin_success", "data": {"user_data": user_data}})
+
+
+def watchlist_frame(online: list[str], offline: list[str]) -> str:
+    """Build the exact text of `pusher_internal:watchlist_events`.
+
+    An element whose id list is empty is left out, as the server does.
+    """
+    events = []
+    if online:
+        events.append({"name": "online", "user_ids": online})
+    if offline:
+        events.append({"name": "offline", "user_ids": offline})
+    data = compact({"events": events})
+    return compact({"event": "pusher_internal:watchlist_events", "data": data})
+
+
+def cache_miss_frame(channel: str) -> str:
+    """Build the exact text of `pusher:cache_miss`, which has no data field."""
+    return compact({"event": "pusher:cache_miss", "channel": channel})
+
+
+def subscription_count_frame(channel: str, count: int) -> str:
+    """Build the exact text of `pusher_internal:subscription_count`."""
+    data = compact({"subscription_count": count})
+    return event_frame("pusher_internal:subscription_count", channel, data)
 
 
 # HTTP API

@@ -29,6 +29,9 @@ NO_CLIENT_EVENTS_APP = AppCredentials("3", "quiet-key", "quiet-secret")
 QUOTA_APP = AppCredentials("4", "quota-key", "quota-secret")
 SMALL_LIMITS_APP = AppCredentials("5", "small-key", "small-secret")
 OTHER_APP = AppCredentials("6", "other-key", "other-secret")
+COUNTS_APP = AppCredentials("7", "counts-key", "counts-secret")
+NO_WATCHLIST_APP = AppCredentials("8", "unwatched-key", "unwatched-secret")
+USER_LIMITS_APP = AppCredentials("9", "user-limits-key", "user-limits-secret")
 
 SHARED_CONFIG = f"""
 [server]
@@ -76,6 +79,26 @@ id = "{OTHER_APP.app_id}"
 key = "{OTHER_APP.key}"
 secret = "{OTHER_APP.secret}"
 client_events = true
+
+[[apps]]
+id = "{COUNTS_APP.app_id}"
+key = "{COUNTS_APP.key}"
+secret = "{COUNTS_APP.secret}"
+client_events = true
+subscription_count_events = true
+
+[[apps]]
+id = "{NO_WATCHLIST_APP.app_id}"
+key = "{NO_WATCHLIST_APP.key}"
+secret = "{NO_WATCHLIST_APP.secret}"
+watchlist_events = false
+
+[[apps]]
+id = "{USER_LIMITS_APP.app_id}"
+key = "{USER_LIMITS_APP.key}"
+secret = "{USER_LIMITS_APP.secret}"
+max_watchlist_size = 3
+max_presence_user_info_bytes = 64
 """
 
 

@@ -23,7 +23,7 @@ import Pusher from 'pusher-js';
 
 const options = JSON.parse(process.argv[2]);
 
-// pusher-js replaces console.log in Node, so records go straight to the stream.
+// Print one record as one JSON line on stdout.
 function emit(record) {
   process.stdout.write(`${JSON.stringify(toPlain(record))}\n`);
 }
@@ -56,8 +56,8 @@ function membersSnapshot(members) {
   return { count: members.count, me: members.me, members: members.members };
 }
 
-// pusher-js hands presence `pusher:subscription_succeeded` handlers its
-// Members object; report its contents instead.
+// pusher-js passes presence `pusher:subscription_succeeded` handlers its
+// Members object, so the record carries a snapshot of its contents.
 function eventData(channel, eventName, data) {
   if (eventName === 'pusher:subscription_succeeded' && channel.members) {
     return membersSnapshot(channel.members);
