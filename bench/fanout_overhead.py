@@ -23,25 +23,30 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from clarion.protocol.apps import App  # noqa: E402
 from clarion.server.adapters import LocalAdapter  # noqa: E402
+from clarion.server.apps import StaticAppRegistry  # noqa: E402
+from clarion.server.config import Settings  # noqa: E402
 from clarion.server.connection import Connection  # noqa: E402
+from clarion.server.hub import Hub  # noqa: E402
 from clarion.server.websocket import OutboundMessage  # noqa: E402
 
 
 class StubTransport:
-    __slots__ = ("write",)
+    __slots__ = ("write", "writelines")
 
     def __init__(self) -> None:
         self.write = deque(maxlen=0).append
+        self.writelines = deque(maxlen=0).append
 
 
 async def measure(subscribers: int, rounds: int) -> tuple[float, float]:
     """Return the median ns per subscriber of Clarion's loop and of the raw loop."""
     app = App(id="1", key="key", secret="secret")
     adapter = LocalAdapter()
+    hub = Hub(Settings(apps=(app,)), StaticAppRegistry([app]), adapter)
     transports = []
     for index in range(subscribers):
         transport = StubTransport()
-        connection = Connection(None, app, f"{index}.1", transport)  # type: ignore[arg-type]
+        connection = Connection(hub, app, f"{index}.1", transport)  # type: ignore[arg-type]
         await adapter.add_subscription(app.id, "bench", connection, None, 100)
         transports.append(transport)
     text = '{"event":"bench-event","channel":"bench","data":"' + "x" * 100 + '"}'
@@ -52,6 +57,8 @@ async def measure(subscribers: int, rounds: int) -> tuple[float, float]:
         message = OutboundMessage(text)
         started = time.perf_counter_ns()
         await adapter.publish(app.id, "bench", message)
+        # Connections queue frames and the hub writes them once per loop pass.
+        hub.flush()
         clarion_times.append((time.perf_counter_ns() - started) / subscribers)
 
         frame = message.frame

@@ -59,6 +59,7 @@ class Connection(asyncio.Protocol):
         "_fragment_opcode",
         "_fragments",
         "_inbox",
+        "_pending",
         "_rate",
         "app",
         "authorized",
@@ -92,6 +93,8 @@ class Connection(asyncio.Protocol):
         self._fragments: list[bytes] | None = None
         self._fragment_opcode = 0
         self._inbox: deque[str] | None = None
+        self._pending: bytes | list[bytes] | None = None
+        """Frames queued since the last flush: one ``bytes`` or a list of them."""
         self._rate: ClientEventRate | None = None
         self._closing = False
         self._errors_logged = 0
@@ -134,19 +137,46 @@ class Connection(asyncio.Protocol):
     # Sending
 
     def send(self, message: OutboundMessage) -> None:
+        """Queue ``message``; the hub writes each connection's queue once per
+        event-loop pass, so a burst of frames costs one system call."""
         if self._closing:
             return
-        try:
-            self.transport.write(message.frame)
-        except RuntimeError:
-            # uvloop raises once the peer is gone but before connection_lost has
-            # run; the fan-out loop must go on to the other subscribers.
-            self._closing = True
+        pending = self._pending
+        if pending is None:
+            self._pending = message.frame
+            hub = self.hub
+            hub.unflushed.append(self)
+            if not hub.flush_scheduled:
+                hub.schedule_flush()
+        elif isinstance(pending, list):
+            pending.append(message.frame)
+        else:
+            self._pending = [pending, message.frame]
 
     def send_text(self, text: str) -> None:
         self.send(OutboundMessage(text))
 
+    def flush(self) -> None:
+        """Write the queued frames to the transport."""
+        pending = self._pending
+        if pending is None:
+            return
+        self._pending = None
+        if self._closing:
+            return
+        try:
+            if isinstance(pending, list):
+                self.transport.writelines(pending)
+            else:
+                self.transport.write(pending)
+        except RuntimeError:
+            # uvloop raises once the peer is gone but before connection_lost has
+            # run; the other connections of the flush must still be written.
+            self._closing = True
+
     def _write(self, data: bytes) -> None:
+        # Control frames go out after the frames queued before them.
+        self.flush()
         try:
             self.transport.write(data)
         except RuntimeError:

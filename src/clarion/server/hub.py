@@ -46,6 +46,9 @@ class Hub:
         self._connections_per_app: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
+        self.unflushed: list[Connection] = []
+        """Connections with queued frames, written by the next flush."""
+        self.flush_scheduled = False
         self.users = Users(adapter)
         self.counts = SubscriptionCounts(adapter, self.spawn)
 
@@ -71,6 +74,20 @@ class Hub:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def schedule_flush(self) -> None:
+        """Have the connections in ``unflushed`` written in the next pass of the
+        event loop; a connection with queued frames calls this when no flush is
+        scheduled yet."""
+        self.flush_scheduled = True
+        asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        connections = self.unflushed
+        self.unflushed = []
+        self.flush_scheduled = False
+        for connection in connections:
+            connection.flush()
 
     # Connections
 

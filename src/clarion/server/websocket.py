@@ -146,18 +146,12 @@ def read_frames(
 class OutboundMessage:
     """One server event, encoded once and shared by every subscriber's transport.
 
-    ``text`` is the JSON frame; ``frame`` is the WebSocket frame of it, built on
-    first use, so a message published to many connections is framed once.
+    ``text`` is the JSON frame and ``frame`` its WebSocket frame, so a message
+    published to many connections is framed once.
     """
 
-    __slots__ = ("_frame", "text")
+    __slots__ = ("frame", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
-        self._frame: bytes | None = None
-
-    @property
-    def frame(self) -> bytes:
-        if self._frame is None:
-            self._frame = encode_frame(OP_TEXT, self.text.encode())
-        return self._frame
+        self.frame = encode_frame(OP_TEXT, text.encode())
