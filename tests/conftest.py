@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from server_process import ServerProcess, free_port, wait_for_port
 
 DEFAULT_CONFIG = """
 [server]
@@ -24,64 +22,6 @@ key = "app-key"
 secret = "app-secret"
 client_events = true
 """
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class ServerProcess:
-    """A `clarion serve` child process and where to reach it."""
-
-    process: subprocess.Popen[bytes]
-    host: str
-    port: int
-    log_path: Path
-    app_id: str = "1"
-    key: str = "app-key"
-    secret: str = "app-secret"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/app/{self.key}?protocol=7&client=test"
-
-    @property
-    def http_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def is_running(self) -> bool:
-        return self.process.poll() is None
-
-    def stop(self) -> None:
-        """Stop the child by its PID: SIGTERM, then SIGKILL after 5 s."""
-        if self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-
-
-def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"clarion serve exited with code {process.returncode}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"clarion serve did not listen on {host}:{port} within 15 s")
 
 
 @pytest.fixture
