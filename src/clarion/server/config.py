@@ -38,6 +38,8 @@ class Settings:
     """Largest WebSocket message accepted from a client; larger ones close with 1009."""
     max_body_bytes: int = 1024 * 1024
     """Largest HTTP request body accepted; larger ones get 413."""
+    http_idle_timeout: int = 30
+    """Seconds an HTTP connection may go without completing a request."""
     expose_dev_app: bool = False
     """Allow listening beyond loopback while the development app is configured."""
     log_level: str = "INFO"
@@ -62,6 +64,7 @@ _SERVER_KEYS = {
     "pong_timeout": int,
     "max_frame_bytes": int,
     "max_body_bytes": int,
+    "http_idle_timeout": int,
     "expose_dev_app": bool,
     "log_level": str,
 }
@@ -264,6 +267,7 @@ def _check(settings: Settings) -> None:
         "pong_timeout",
         "max_frame_bytes",
         "max_body_bytes",
+        "http_idle_timeout",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(

@@ -112,6 +112,7 @@ class HttpProtocol(asyncio.Protocol):
         self._upgrade: Request | None = None
         self._pending: deque[tuple[Request, bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
 
     # Transport callbacks
 
@@ -121,6 +122,30 @@ class HttpProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
+        self._arm_idle_timer()
+
+    def _arm_idle_timer(self) -> None:
+        # Only a complete request re-arms the timer, so a peer that sends a
+        # request slowly, or nothing at all, cannot hold the connection open.
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        self._idle_timer = asyncio.get_running_loop().call_later(
+            self.hub.settings.http_idle_timeout, self._on_idle_timeout
+        )
+
+    def _on_idle_timeout(self) -> None:
+        self._idle_timer = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        if self._worker is not None:
+            self._arm_idle_timer()
+            return
+        logger.info(
+            "Closing HTTP connection from %s: no complete request within %d s",
+            self.peer,
+            self.hub.settings.http_idle_timeout,
+        )
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._failed:
@@ -151,6 +176,8 @@ class HttpProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._worker is not None:
             self._worker.cancel()
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
 
     # httptools callbacks
 
@@ -215,6 +242,7 @@ class HttpProtocol(asyncio.Protocol):
             self._upgrade = request
         else:
             self._pending.append((request, self.parser.should_keep_alive()))
+            self._arm_idle_timer()
 
     def _count_header_bytes(self, size: int) -> None:
         self._header_bytes += size
@@ -260,6 +288,10 @@ class HttpProtocol(asyncio.Protocol):
 
     def _start_websocket(self, rest: bytes) -> None:
         assert self.transport is not None
+        if self._idle_timer is not None:
+            # A WebSocket has its own liveness checks.
+            self._idle_timer.cancel()
+            self._idle_timer = None
         request = self._upgrade
         if request is None or request.method != "GET":
             self._fail(error_response(400, "WebSocket upgrade must be a GET"))
