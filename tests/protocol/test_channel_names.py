@@ -82,7 +82,7 @@ VALID_NAMES = [
     pytest.param("presence-" + "x" * 155, id="164-with-prefix"),
     pytest.param(SERVER_TO_USER + "42", id="server-to-user"),
     pytest.param(SERVER_TO_USER + "a_b=c@d,e.f;g-h", id="server-to-user-charset"),
-    pytest.param(SERVER_TO_USER + "x" * 148, id="server-to-user-164"),
+    pytest.param(SERVER_TO_USER + "x" * 200, id="server-to-user-id-200"),
 ]
 
 
@@ -95,7 +95,7 @@ def test_channel_name_valid(name: str) -> None:
 INVALID_NAMES = [
     pytest.param("", id="empty"),
     pytest.param("x" * 165, id="165-characters"),
-    pytest.param(SERVER_TO_USER + "x" * 149, id="server-to-user-165"),
+    pytest.param(SERVER_TO_USER + "x" * 201, id="server-to-user-id-201"),
     pytest.param("my channel", id="space"),
     pytest.param("tab\tname", id="tab"),
     pytest.param("trailing-newline\n", id="trailing-newline"),

@@ -80,7 +80,7 @@ async def test_terminate_returns_empty_object(
     api: ApiClient,
     unique: Callable[[str], str],
 ) -> None:
-    """The request answers 200 with the JSON body {}."""
+    """The request returns 200 with the JSON body {}."""
     user_id = unique("t-")
     await open_signed_in(shared_server, clients, user_id)
     response = await terminate(api, user_id)

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pusher
 import pytest
 from clarion_e2e import (
     PONG_TEXT,
@@ -58,7 +59,8 @@ def error_code(frame: Frame) -> Any:
     return frame.data["code"]
 
 
-# The test helper signs what the protocol documents.
+# Signing vectors: the test helper and the Python SDK sign what the protocol
+# documents.
 
 
 def test_signin_helper_matches_vectors() -> None:
@@ -71,12 +73,25 @@ def test_signin_helper_matches_vectors() -> None:
         '{"id":"12345","user_info":{"name":"Alice"},"watchlist":["42","43"]}',
     )
     assert plain == (
-        f"{VECTOR_KEY}:"
-        "4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba"
+        f"{VECTOR_KEY}:4708d583dada6a56435fb8bc611c77c359a31eebde13337c16ab43aa6de336ba"
     )
     assert full == (
-        f"{VECTOR_KEY}:"
-        "46d373d01396a754cae5dfdc9dd99bde2652c98dc9410ab4aa946bc87bc84bef"
+        f"{VECTOR_KEY}:46d373d01396a754cae5dfdc9dd99bde2652c98dc9410ab4aa946bc87bc84bef"
+    )
+
+
+def test_signin_sdk_matches_spaced_vector() -> None:
+    """The Python SDK signs its spaced user_data as the documented vector."""
+    sdk = pusher.Pusher(app_id="3", key=VECTOR_KEY, secret=VECTOR_SECRET)
+    token = sdk.authenticate_user(
+        VECTOR_SOCKET_ID,
+        {"id": "12345", "user_info": {"name": "Alice"}, "watchlist": ["42", "43"]},
+    )
+    assert token["user_data"] == (
+        '{"id": "12345", "user_info": {"name": "Alice"}, "watchlist": ["42", "43"]}'
+    )
+    assert token["auth"] == (
+        f"{VECTOR_KEY}:51064135958289fa22ddd3ed8b73ccaf864415b6a6299bfb3ad7b712b7417618"
     )
 
 
@@ -404,9 +419,7 @@ async def test_signin_forged_leaves_others_untouched(
     await bystander.subscribe("#server-to-user-bystander", auth="")
 
     attacker = await clients.established(shared_server.ws_url())
-    await attacker.signin(
-        compact({"id": "bystander"}), f"{DEFAULT_APP.key}:{'f' * 64}"
-    )
+    await attacker.signin(compact({"id": "bystander"}), f"{DEFAULT_APP.key}:{'f' * 64}")
     stolen = await attacker.subscribe("#server-to-user-bystander", auth="")
     assert stolen.event == "pusher:subscription_error"
 
@@ -490,3 +503,37 @@ async def test_signin_presence_needs_channel_auth(
     assert frame.event == "pusher:subscription_error"
     assert frame.data["type"] == "AuthError"
     assert frame.data["status"] == 401
+
+
+async def test_signin_bad_input_spares_bystander(
+    shared_server: RunningServer,
+    clients: ClientOpener,
+    unique: Callable[[str], str],
+) -> None:
+    """Oversized user_info and an over-long watchlist affect only their sender."""
+    channel = unique("signin-bystander-")
+    bystander = await clients.established(shared_server.ws_url(USER_LIMITS_APP.key))
+    await sign_in_as(bystander, unique("bystander-"), USER_LIMITS_APP)
+    await bystander.subscribe(channel)
+
+    oversized = await clients.established(shared_server.ws_url(USER_LIMITS_APP.key))
+    rejected = await sign_in_as(
+        oversized, unique("big-"), USER_LIMITS_APP, user_info=user_info_of_size(500)
+    )
+    assert error_code(rejected) == 4009
+    watching = await clients.established(shared_server.ws_url(USER_LIMITS_APP.key))
+    await sign_in_as(
+        watching,
+        unique("watcher-"),
+        USER_LIMITS_APP,
+        watchlist=[unique("w-") for _ in range(50)],
+    )
+    limit_error = await watching.recv_frame()
+    assert error_code(limit_error) == 4302
+
+    api = shared_server.api(USER_LIMITS_APP)
+    await api.trigger({"name": "still-here", "channel": channel, "data": "ok"})
+    frame = await bystander.recv_frame()
+    assert frame.text == event_frame("still-here", channel, "ok")
+    barrier = await bystander.ping_barrier()
+    assert barrier.text == PONG_TEXT

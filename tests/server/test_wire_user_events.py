@@ -218,7 +218,7 @@ async def test_user_event_socket_id_excluded(
     user_id = unique("u-")
     channel = user_channel(user_id)
     skipped = await open_user(shared_server, clients, user_id)
-    kept = await open_user(shared_server, clients, user_id)
+    receiver = await open_user(shared_server, clients, user_id)
     await api.trigger(
         {
             "name": "notice",
@@ -227,7 +227,7 @@ async def test_user_event_socket_id_excluded(
             "socket_id": skipped.socket_id,
         }
     )
-    frame = await kept.recv_frame()
+    frame = await receiver.recv_frame()
     assert frame.text == event_frame("notice", channel, "x")
     barrier = await skipped.ping_barrier()
     assert barrier.text == PONG_TEXT
@@ -260,7 +260,9 @@ async def test_user_channel_client_event_rejected(
     await sender.send_json({"event": "client-hi", "channel": channel, "data": {}})
     frame = await sender.recv_frame()
     assert frame.text == error_frame(
-        None, "Client events are only supported on private and presence channels", channel
+        None,
+        "Client events are only supported on private and presence channels",
+        channel,
     )
     barrier = await other_tab.ping_barrier()
     assert barrier.text == PONG_TEXT
@@ -285,3 +287,29 @@ async def test_user_channel_not_listed(
         listed.update(response.json()["channels"])
     assert user_channel(user_id) not in listed
     assert not [name for name in listed if name.startswith("#")]
+
+
+# Long user ids. Sign-in accepts ids of up to 200 characters, and pusher-js 8.6.0
+# subscribes to the user channel of every id it signed in with.
+
+
+async def test_user_channel_long_user_id(
+    shared_server: RunningServer, clients: ClientOpener
+) -> None:
+    """A user signed in with a 160-character id can subscribe to its channel."""
+    user_id = "u" * 160
+    client = await clients.established(shared_server.ws_url())
+    signed = await sign_in(client, DEFAULT_APP.key, DEFAULT_APP.secret, {"id": user_id})
+    assert signed.event == "pusher:signin_success"
+    frame = await client.subscribe(user_channel(user_id), auth="")
+    assert frame.text == succeeded_frame(user_channel(user_id))
+
+
+async def test_user_event_long_user_id_accepted(
+    shared_server: RunningServer, api: ApiClient
+) -> None:
+    """The SDK's send_to_user to a 160-character id is accepted."""
+    result = await asyncio.to_thread(
+        sdk_client(api).send_to_user, "u" * 160, "notice", {"n": 1}
+    )
+    assert result == {}

@@ -106,7 +106,9 @@ async def test_watchlist_mixed_report(
     offline_a, online, offline_b = unique("w-"), unique("w-"), unique("w-")
     await open_signed_in(shared_server, clients, online)
     client = await clients.established(shared_server.ws_url())
-    await sign_in_as(client, unique("watcher-"), watchlist=[offline_a, online, offline_b])
+    await sign_in_as(
+        client, unique("watcher-"), watchlist=[offline_a, online, offline_b]
+    )
     report = await client.recv_frame()
     assert report.text == watchlist_frame([online], [offline_a, offline_b])
 
@@ -196,7 +198,7 @@ async def test_watchlist_offline_after_last_close(
     api: ApiClient,
     unique: Callable[[str], str],
 ) -> None:
-    """Closing one of two connections is silent; closing the last sends offline."""
+    """Closing one of two connections is silent, and closing the last sends offline."""
     watched = unique("w-")
     first_channel, second_channel = unique("watch-a-"), unique("watch-b-")
     first = await open_signed_in(shared_server, clients, watched)
@@ -278,7 +280,7 @@ async def test_watchlist_over_limit_frames(
 ) -> None:
     """Over the limit: signin_success, then error 4302, then the kept ids' report."""
     watchlist = [unique("w-") for _ in range(5)]
-    kept, dropped = watchlist[:3], watchlist[3:]
+    kept_ids, dropped_ids = watchlist[:3], watchlist[3:]
     client = await clients.established(shared_server.ws_url(USER_LIMITS_APP.key))
     success = await sign_in_as(
         client, unique("watcher-"), USER_LIMITS_APP, watchlist=watchlist
@@ -289,11 +291,11 @@ async def test_watchlist_over_limit_frames(
     assert success.event == "pusher:signin_success"
     assert error.event == "pusher:error"
     assert error.data["code"] == 4302
-    for user_id in kept:
+    for user_id in kept_ids:
         assert user_id in error.data["message"], f"kept id {user_id} not named"
-    for user_id in dropped:
+    for user_id in dropped_ids:
         assert user_id not in error.data["message"], f"dropped id {user_id} named"
-    assert report.text == watchlist_frame([], kept)
+    assert report.text == watchlist_frame([], kept_ids)
 
 
 async def test_watchlist_over_limit_keeps_socket(

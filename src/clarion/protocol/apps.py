@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from clarion.protocol.webhooks import WebhookTarget
+
 __all__ = ["App", "Limits"]
 
 
@@ -51,3 +53,5 @@ class App:
     authorized_connections: bool = False
     """Close connections that do not authorize within ``authorization_timeout``."""
     limits: Limits = field(default_factory=Limits)
+    webhooks: tuple[WebhookTarget, ...] = ()
+    """Where the app's webhooks go; none by default."""

@@ -24,6 +24,7 @@ __all__ = [
     "build_api_string_to_sign",
     "sign",
     "sign_api_request",
+    "sign_bytes",
     "verify_api_request",
     "verify_channel_auth",
     "verify_signin_auth",
@@ -37,7 +38,12 @@ EMPTY_BODY_MD5 = hashlib.md5(b"").hexdigest()
 
 def sign(secret: str, message: str) -> str:
     """Return the hex HMAC-SHA256 of ``message`` under ``secret``."""
-    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return sign_bytes(secret, message.encode())
+
+
+def sign_bytes(secret: str, data: bytes) -> str:
+    """Return the hex HMAC-SHA256 of ``data`` under ``secret``."""
+    return hmac.new(secret.encode(), data, hashlib.sha256).hexdigest()
 
 
 def verify_channel_auth(

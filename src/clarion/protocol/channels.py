@@ -6,6 +6,7 @@ import re
 from enum import Enum
 
 __all__ = [
+    "MAX_USER_ID_LENGTH",
     "SERVER_TO_USER_PREFIX",
     "ChannelKind",
     "classify",
@@ -14,6 +15,8 @@ __all__ = [
 ]
 
 SERVER_TO_USER_PREFIX = "#server-to-user-"
+MAX_USER_ID_LENGTH = 200
+"""Characters in a signed-in user's id."""
 
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-=@,.;]+")
 
@@ -77,10 +80,12 @@ def is_valid_channel_name(name: str, max_length: int) -> bool:
 
     Allowed characters are ``A-Z a-z 0-9 _ - = @ , . ;``. ``#`` is reserved: the
     only accepted form is ``#server-to-user-{user_id}`` with a user id of the same
-    characters.
+    characters, at most ``MAX_USER_ID_LENGTH`` long whatever ``max_length`` is,
+    because sign-in accepts ids of that length.
     """
-    if not name or len(name) > max_length:
-        return False
     if name.startswith(SERVER_TO_USER_PREFIX):
         name = name[len(SERVER_TO_USER_PREFIX) :]
+        max_length = MAX_USER_ID_LENGTH
+    if not name or len(name) > max_length:
+        return False
     return _NAME_PATTERN.fullmatch(name) is not None

@@ -91,8 +91,16 @@ def check_subscribe(
     )
     member: Member | None = None
     if signed_in_member:
-        # A signed-in connection may join as its user without channel_data.
+        # A signed-in connection may join as its user without channel_data, with
+        # the same id limit as a member that sends channel_data.
         assert user is not None
+        if len(user.id) > app.limits.max_presence_user_id_length:
+            raise SubscriptionError(
+                "LimitReached",
+                f"user_id is longer than {app.limits.max_presence_user_id_length} "
+                "characters",
+                4301,
+            )
         member = Member(user.id, user.user_info)
     elif kind is ChannelKind.PRESENCE:
         member = parse_channel_data(channel_data, app.limits)

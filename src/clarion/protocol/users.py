@@ -9,12 +9,12 @@ from typing import Any
 
 from clarion.protocol.apps import App
 from clarion.protocol.auth import verify_signin_auth
+from clarion.protocol.channels import MAX_USER_ID_LENGTH
 from clarion.protocol.errors import ErrorCode, ProtocolError
 from clarion.protocol.messages import dumps
 
 __all__ = ["MAX_USER_ID_LENGTH", "User", "check_signin"]
 
-MAX_USER_ID_LENGTH = 200
 _USER_ID_PATTERN = re.compile(r"[A-Za-z0-9_\-=@,.;]+")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from clarion.protocol.apps import App, Limits
+from clarion.protocol.webhooks import EVENT_TYPES, PUSHER_EVENT_TYPES, WebhookTarget
 
 __all__ = ["DEV_APP", "ConfigError", "Settings", "load_settings"]
 
@@ -40,6 +41,18 @@ class Settings:
     """Largest HTTP request body accepted; larger ones get 413."""
     http_idle_timeout: int = 30
     """Seconds an HTTP connection may go without completing a request."""
+    data_dir: str = "data"
+    """Directory for the webhook outbox, relative to the working directory
+    unless absolute. Nothing is written there unless an app has webhooks."""
+    webhook_batch_ms: int = 50
+    """Milliseconds that webhook events of one app are collected into one request."""
+    webhook_delay_ms: int = 3000
+    """Milliseconds ``channel_vacated`` and ``member_removed`` wait; they are
+    dropped, with the matching occupied or added event, if undone meanwhile."""
+    webhook_timeout: int = 10
+    """Seconds a webhook receiver has to answer one request."""
+    webhook_retry_window: int = 360
+    """Seconds a webhook is retried for before it moves to the dead-letter store."""
     expose_dev_app: bool = False
     """Allow listening beyond loopback while the development app is configured."""
     log_level: str = "INFO"
@@ -65,6 +78,11 @@ _SERVER_KEYS = {
     "max_frame_bytes": int,
     "max_body_bytes": int,
     "http_idle_timeout": int,
+    "data_dir": str,
+    "webhook_batch_ms": int,
+    "webhook_delay_ms": int,
+    "webhook_timeout": int,
+    "webhook_retry_window": int,
     "expose_dev_app": bool,
     "log_level": str,
 }
@@ -76,7 +94,8 @@ _APP_SWITCHES = (
     "watchlist_events",
     "authorized_connections",
 )
-_APP_KEYS = {"id", "key", "secret", *_APP_SWITCHES}
+_APP_KEYS = {"id", "key", "secret", "webhooks", *_APP_SWITCHES}
+_WEBHOOK_KEYS = {"url", "event_types", "channel_prefix", "headers"}
 _LIMIT_KEYS = {limit.name for limit in fields(Limits)}
 
 
@@ -236,18 +255,69 @@ def _build_app(table: Any, where: str) -> App:
         for name in _APP_SWITCHES
         if name in table
     }
+    webhooks = table.get("webhooks", [])
+    if not isinstance(webhooks, list):
+        raise ConfigError(
+            f"{where}.webhooks must be an array of tables: [[apps.webhooks]]"
+        )
     return App(
         id=table["id"],
         key=table["key"],
         secret=table["secret"],
         limits=Limits(**limits),
+        webhooks=tuple(
+            _build_webhook(webhook, f"{where}.webhooks[{index}]")
+            for index, webhook in enumerate(webhooks)
+        ),
         **switches,
     )
+
+
+def _build_webhook(table: Any, where: str) -> WebhookTarget:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = set(table) - _WEBHOOK_KEYS
+    if unknown:
+        raise ConfigError(
+            f"Unknown setting(s) in {where}: {', '.join(sorted(unknown))}"
+        )
+    url = table.get("url")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{where}.url is required and must start with http:// or https://"
+        )
+    event_types = table.get("event_types", sorted(PUSHER_EVENT_TYPES))
+    if not isinstance(event_types, list) or not event_types:
+        raise ConfigError(f"{where}.event_types must be a non-empty array of strings")
+    unknown_types = set(event_types) - EVENT_TYPES
+    if unknown_types:
+        raise ConfigError(
+            f"Unknown webhook event type(s) in {where}: "
+            f"{', '.join(sorted(map(str, unknown_types)))}; "
+            f"expected some of {', '.join(sorted(EVENT_TYPES))}"
+        )
+    prefix = _check_type(
+        table.get("channel_prefix", ""), str, f"{where}.channel_prefix"
+    )
+    headers = table.get("headers", {})
+    if not isinstance(headers, dict) or not all(
+        isinstance(value, str) for value in headers.values()
+    ):
+        raise ConfigError(f"{where}.headers must be a table of strings")
+    reserved = [name for name in headers if name.lower().startswith("x-pusher-")]
+    if reserved:
+        raise ConfigError(f"{where}.headers cannot set {', '.join(reserved)}")
+    return WebhookTarget(url, frozenset(event_types), prefix, dict(headers))
 
 
 def _check(settings: Settings) -> None:
     if not settings.apps:
         raise ConfigError("No apps configured: add at least one [[apps]] table")
+    for name in ("webhook_batch_ms", "webhook_delay_ms"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(
+                f"Invalid {name} = {getattr(settings, name)}: must be 0 or more"
+            )
     if settings.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(
             f"Invalid log_level {settings.log_level!r}: "
@@ -268,6 +338,8 @@ def _check(settings: Settings) -> None:
         "max_frame_bytes",
         "max_body_bytes",
         "http_idle_timeout",
+        "webhook_timeout",
+        "webhook_retry_window",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(

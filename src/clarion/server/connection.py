@@ -134,6 +134,11 @@ class Connection(asyncio.Protocol):
         self._closing = True
         self.transport.abort()
 
+    @property
+    def closing(self) -> bool:
+        """Whether the connection is closing or closed; nothing more is sent."""
+        return self._closing
+
     # Sending
 
     def send(self, message: OutboundMessage) -> None:

@@ -11,6 +11,7 @@ from clarion.protocol import messages
 from clarion.protocol.apps import App
 from clarion.protocol.channels import ChannelKind, classify
 from clarion.server.adapters import Adapter
+from clarion.server.webhooks import Webhooks
 from clarion.server.websocket import OutboundMessage
 
 __all__ = ["SubscriptionCounts"]
@@ -30,15 +31,19 @@ class SubscriptionCounts:
         self,
         adapter: Adapter,
         spawn: Callable[[Coroutine[Any, Any, None]], None],
+        webhooks: Webhooks,
     ) -> None:
         self.adapter = adapter
+        self.webhooks = webhooks
         self._spawn = spawn
         self._last_sent: dict[tuple[str, str], float] = {}
         self._timers: dict[tuple[str, str], asyncio.TimerHandle] = {}
 
     async def changed(self, app: App, channel: str) -> None:
         """Report a subscribe or unsubscribe on ``channel``."""
-        if not app.subscription_count_events:
+        if not app.subscription_count_events and not self.webhooks.wants(
+            app, "subscription_count"
+        ):
             return
         if classify(channel) in (ChannelKind.PRESENCE, ChannelKind.SERVER_TO_USER):
             return
@@ -50,29 +55,29 @@ class SubscriptionCounts:
         now = time.monotonic()
         if count <= THROTTLE_ABOVE:
             self._cancel_timer(key)
-            await self._send(key, count, now)
+            await self._send(app, channel, count, now)
             return
         wait = self._last_sent.get(key, 0.0) + THROTTLE_INTERVAL - now
         if wait <= 0:
             self._cancel_timer(key)
-            await self._send(key, count, now)
+            await self._send(app, channel, count, now)
         elif key not in self._timers:
             self._timers[key] = asyncio.get_running_loop().call_later(
-                wait, lambda: self._spawn(self._send_latest(key))
+                wait, lambda: self._spawn(self._send_latest(app, channel))
             )
 
-    async def _send_latest(self, key: tuple[str, str]) -> None:
-        self._timers.pop(key, None)
-        app_id, channel = key
-        count = (await self.adapter.channel_info(app_id, channel)).subscription_count
+    async def _send_latest(self, app: App, channel: str) -> None:
+        self._timers.pop((app.id, channel), None)
+        count = (await self.adapter.channel_info(app.id, channel)).subscription_count
         if count:
-            await self._send(key, count, time.monotonic())
+            await self._send(app, channel, count, time.monotonic())
 
-    async def _send(self, key: tuple[str, str], count: int, now: float) -> None:
-        self._last_sent[key] = now
-        app_id, channel = key
-        message = OutboundMessage(messages.subscription_count(channel, count))
-        await self.adapter.publish(app_id, channel, message)
+    async def _send(self, app: App, channel: str, count: int, now: float) -> None:
+        self._last_sent[(app.id, channel)] = now
+        if app.subscription_count_events:
+            message = OutboundMessage(messages.subscription_count(channel, count))
+            await self.adapter.publish(app.id, channel, message)
+        self.webhooks.subscription_count(app, channel, count)
 
     def _cancel_timer(self, key: tuple[str, str]) -> None:
         timer = self._timers.pop(key, None)

@@ -28,6 +28,7 @@ from clarion.server.config import Settings
 from clarion.server.connection import Connection
 from clarion.server.counts import SubscriptionCounts
 from clarion.server.users import Users
+from clarion.server.webhooks import Webhooks
 from clarion.server.websocket import OutboundMessage
 
 __all__ = ["Hub"]
@@ -38,7 +39,13 @@ logger = logging.getLogger(__name__)
 class Hub:
     """Every open connection of this process, and what they do to channel state."""
 
-    def __init__(self, settings: Settings, apps: AppRegistry, adapter: Adapter) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        apps: AppRegistry,
+        adapter: Adapter,
+        webhooks: Webhooks | None = None,
+    ) -> None:
         self.settings = settings
         self.apps = apps
         self.adapter = adapter
@@ -49,13 +56,15 @@ class Hub:
         self.unflushed: list[Connection] = []
         """Connections with queued frames, written by the next flush."""
         self.flush_scheduled = False
-        self.users = Users(adapter)
-        self.counts = SubscriptionCounts(adapter, self.spawn)
+        self.webhooks = webhooks or Webhooks(settings, apps)
+        self.users = Users(adapter, self.webhooks)
+        self.counts = SubscriptionCounts(adapter, self.spawn, self.webhooks)
 
     # Lifecycle
 
     def start(self) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
+        self.webhooks.start()
 
     async def stop(self) -> None:
         """Close every connection with 4200 (reconnect now) and wait for cleanup."""
@@ -68,6 +77,7 @@ class Hub:
             self.remove_connection(connection)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
+        await self.webhooks.stop()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run ``coroutine`` as a task that the hub keeps until it ends."""
@@ -209,10 +219,13 @@ class Hub:
         if request.kind.needs_auth:
             connection.authorized = True
         connection.send_text(messages.subscription_succeeded(channel, result.roster))
+        if result.occupied:
+            self.webhooks.channel_occupied(app, channel)
         if is_cache_channel(channel):
             await self._send_cached_event(connection, channel)
         if result.member_added and request.member is not None:
             member = request.member
+            self.webhooks.member_added(app, channel, member.user_id)
             added = messages.member_added(channel, member.user_id, member.user_info)
             await self.adapter.publish(
                 app.id, channel, OutboundMessage(added), connection.socket_id
@@ -224,6 +237,7 @@ class Hub:
         cached = await self.adapter.get_cache(connection.app.id, channel)
         if cached is None:
             connection.send_text(messages.cache_miss(channel))
+            self.webhooks.cache_miss(connection.app, channel)
         else:
             connection.send_text(
                 messages.channel_event(cached.event, channel, cached.data)
@@ -238,6 +252,11 @@ class Hub:
         if result.removed_user_id is not None:
             removed = messages.member_removed(channel, result.removed_user_id)
             await self.adapter.publish(app_id, channel, OutboundMessage(removed))
+            self.webhooks.member_removed(
+                connection.app, channel, result.removed_user_id
+            )
+        if result.vacated:
+            self.webhooks.channel_vacated(connection.app, channel)
         await self.counts.changed(connection.app, channel)
         logger.debug(
             "Connection %s unsubscribed from %s", connection.socket_id, channel
@@ -258,6 +277,9 @@ class Hub:
         await self.adapter.publish(
             app.id, channel, OutboundMessage(text), connection.socket_id
         )
+        self.webhooks.client_event(
+            app, channel, message.event, data, connection.socket_id, user_id
+        )
 
     async def publish(self, app: App, request: EventRequest) -> None:
         """Deliver an HTTP API event to each of its channels."""
@@ -270,6 +292,7 @@ class Hub:
                 await self.adapter.set_cache(
                     app.id, channel, request.name, request.data, app.limits.cache_ttl
                 )
+                self.webhooks.cache_filled(app, channel)
 
     # Liveness
 
@@ -288,6 +311,8 @@ class Hub:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for connection in list(self.connections.values()):
+                if connection.closing:
+                    continue
                 if self._is_unauthorized_too_long(connection, now):
                     connection.log_error("Not authorized within timeout, closing")
                     connection.reject(

@@ -11,6 +11,7 @@ from clarion.protocol.errors import ErrorCode, ProtocolError
 from clarion.protocol.users import check_signin
 from clarion.server.adapters import Adapter
 from clarion.server.connection import Connection
+from clarion.server.webhooks import Webhooks
 from clarion.server.websocket import OutboundMessage
 
 __all__ = ["Users"]
@@ -23,8 +24,9 @@ TERMINATED_MESSAGE = "You got disconnected by the app"
 class Users:
     """Signed-in users of this process's connections, and who watches whom."""
 
-    def __init__(self, adapter: Adapter) -> None:
+    def __init__(self, adapter: Adapter, webhooks: Webhooks) -> None:
         self.adapter = adapter
+        self.webhooks = webhooks
         self._watchers: dict[tuple[str, str], set[Connection]] = {}
         """(app id, watched user id) to the local connections that watch the user."""
 
@@ -45,7 +47,8 @@ class Users:
                     f"{current.id}",
                     code=ErrorCode.UNAUTHORIZED,
                 )
-            connection.send_text(messages.signin_success(user.user_data))
+            # The first sign-in's user data stands, so echo that.
+            connection.send_text(messages.signin_success(current.user_data))
             return
 
         connection.user = user
@@ -55,7 +58,7 @@ class Users:
         logger.debug(
             "Connection %s signed in as user %s", connection.socket_id, user.id
         )
-        if user.dropped_watchlist:
+        if user.dropped_watchlist and app.watchlist_events:
             connection.send_text(
                 messages.error(
                     ErrorCode.WATCHLIST_LIMIT,
@@ -65,6 +68,7 @@ class Users:
             )
         if first:
             self._notify_watchers(app, user.id, online=True)
+            self.webhooks.user_online(app, user.id)
         if app.watchlist_events and user.watchlist:
             await self._start_watching(connection)
 
@@ -97,6 +101,7 @@ class Users:
                     del self._watchers[(app.id, watched)]
         if await self.adapter.remove_user(app.id, user.id, connection):
             self._notify_watchers(app, user.id, online=False)
+            self.webhooks.user_offline(app, user.id)
 
     def _notify_watchers(self, app: App, user_id: str, *, online: bool) -> None:
         watchers = self._watchers.get((app.id, user_id))

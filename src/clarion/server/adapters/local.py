@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping
 
@@ -170,7 +171,7 @@ class LocalAdapter:
         if remaining <= 0:
             del self._cache[(app_id, channel)]
             return None
-        return CachedEvent(event, data, int(remaining))
+        return CachedEvent(event, data, math.ceil(remaining))
 
     def _purge_cache(self, now: float) -> None:
         # Expired entries are otherwise dropped only when read; purging each time

@@ -1,0 +1,7 @@
+"""Webhooks: events collected from the hub, batched per app, kept in a
+persistent outbox and delivered at least once."""
+
+from clarion.server.webhooks.dispatcher import Webhooks
+from clarion.server.webhooks.outbox import Delivery, Outbox, SQLiteOutbox
+
+__all__ = ["Delivery", "Outbox", "SQLiteOutbox", "Webhooks"]

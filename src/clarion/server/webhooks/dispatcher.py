@@ -1,0 +1,261 @@
+"""Collecting webhook events from the hub: filters, per-app batches, and the
+delay that keeps a page reload from sending vacated and occupied."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from clarion.protocol.apps import App
+from clarion.protocol.webhooks import encode_body
+from clarion.server.apps import AppRegistry
+from clarion.server.config import Settings
+from clarion.server.webhooks.outbox import Outbox, SQLiteOutbox
+from clarion.server.webhooks.sender import WebhookSender
+
+__all__ = ["Webhooks"]
+
+logger = logging.getLogger(__name__)
+
+Event = dict[str, object]
+
+
+class _Batch:
+    __slots__ = ("created_ms", "events")
+
+    def __init__(self) -> None:
+        self.created_ms = int(time.time() * 1000)
+        self.events: list[Event] = []
+
+
+class Webhooks:
+    """Turns channel activity into webhook deliveries for apps that configure
+    webhook URLs, and runs their sender.
+
+    Every method the hub calls returns at once: events wait in memory for the
+    batch window (or the vacated/removed delay), then go to the outbox, which a
+    background sender drains. A process killed before the window ends loses
+    those events; a delivery in the outbox survives.
+    """
+
+    def __init__(
+        self, settings: Settings, apps: AppRegistry, outbox: Outbox | None = None
+    ) -> None:
+        self.settings = settings
+        self.apps = apps
+        self.enabled = any(app.webhooks for app in settings.apps)
+        if outbox is None and self.enabled:
+            outbox = SQLiteOutbox(Path(settings.data_dir) / "webhooks.sqlite3")
+        self.outbox = outbox
+        self.sender: WebhookSender | None = None
+        if outbox is not None:
+            self.sender = WebhookSender(
+                outbox,
+                apps,
+                request_timeout=settings.webhook_timeout,
+                retry_window=settings.webhook_retry_window,
+            )
+        self._batches: dict[tuple[str, str], _Batch] = {}
+        self._flush_timers: dict[str, asyncio.TimerHandle] = {}
+        self._delayed: dict[
+            tuple[str, ...], tuple[asyncio.TimerHandle, Callable[[], None]]
+        ] = {}
+        """Delayed vacated and removed events: their timers and what they send."""
+        self._cache_misses: set[tuple[str, str]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._sender_task: asyncio.Task[None] | None = None
+
+    # Lifecycle
+
+    def start(self) -> None:
+        if self.sender is not None:
+            self._sender_task = asyncio.get_running_loop().create_task(
+                self.sender.run()
+            )
+            logger.info("Webhook sender started, outbox %s", self._outbox_name())
+
+    async def stop(self) -> None:
+        """Write waiting batches to the outbox and stop sending. Delayed vacated
+        and removed events are sent at once rather than lost."""
+        for timer, fire in list(self._delayed.values()):
+            timer.cancel()
+            fire()
+        for app_id in list(self._flush_timers):
+            self._flush(app_id)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=10)
+        if self._sender_task is not None:
+            self._sender_task.cancel()
+        if self.sender is not None:
+            await self.sender.stop()
+        if self.outbox is not None:
+            await self.outbox.close()
+
+    def _outbox_name(self) -> str:
+        return str(getattr(self.outbox, "path", type(self.outbox).__name__))
+
+    # Events from the hub
+
+    def channel_occupied(self, app: App, channel: str) -> None:
+        if self._cancel_delayed(("vacated", app.id, channel)):
+            return
+        self._emit(app, {"name": "channel_occupied", "channel": channel})
+
+    def channel_vacated(self, app: App, channel: str) -> None:
+        self._emit_later(
+            app,
+            ("vacated", app.id, channel),
+            {"name": "channel_vacated", "channel": channel},
+        )
+
+    def member_added(self, app: App, channel: str, user_id: str) -> None:
+        if self._cancel_delayed(("removed", app.id, channel, user_id)):
+            return
+        self._emit(
+            app, {"name": "member_added", "channel": channel, "user_id": user_id}
+        )
+
+    def member_removed(self, app: App, channel: str, user_id: str) -> None:
+        self._emit_later(
+            app,
+            ("removed", app.id, channel, user_id),
+            {"name": "member_removed", "channel": channel, "user_id": user_id},
+        )
+
+    def client_event(
+        self,
+        app: App,
+        channel: str,
+        event: str,
+        data: str,
+        socket_id: str,
+        user_id: str | None,
+    ) -> None:
+        payload: Event = {
+            "name": "client_event",
+            "channel": channel,
+            "event": event,
+            "data": data,
+            "socket_id": socket_id,
+        }
+        if user_id is not None:
+            payload["user_id"] = user_id
+        self._emit(app, payload)
+
+    def cache_miss(self, app: App, channel: str) -> None:
+        # One cache_miss per channel until it receives a new cached event.
+        key = (app.id, channel)
+        if key not in self._cache_misses and self._wanted(app, "cache_miss"):
+            self._cache_misses.add(key)
+            self._emit(app, {"name": "cache_miss", "channel": channel})
+
+    def cache_filled(self, app: App, channel: str) -> None:
+        self._cache_misses.discard((app.id, channel))
+
+    def subscription_count(self, app: App, channel: str, count: int) -> None:
+        self._emit(
+            app,
+            {
+                "name": "subscription_count",
+                "channel": channel,
+                "subscription_count": count,
+            },
+        )
+
+    def user_online(self, app: App, user_id: str) -> None:
+        self._emit(app, {"name": "user_online", "user_id": user_id})
+
+    def user_offline(self, app: App, user_id: str) -> None:
+        self._emit(app, {"name": "user_offline", "user_id": user_id})
+
+    def wants(self, app: App, event_type: str) -> bool:
+        """Whether any of the app's webhook URLs takes ``event_type``."""
+        return self._wanted(app, event_type)
+
+    # Batching
+
+    @staticmethod
+    def _wanted(app: App, event_type: str) -> bool:
+        return any(event_type in target.event_types for target in app.webhooks)
+
+    def _emit(self, app: App, event: Event) -> None:
+        channel = event.get("channel")
+        if not app.webhooks or (isinstance(channel, str) and channel.startswith("#")):
+            return
+        matched = False
+        for target in app.webhooks:
+            if target.wants(event):
+                batch = self._batches.get((app.id, target.url))
+                if batch is None:
+                    batch = self._batches[(app.id, target.url)] = _Batch()
+                batch.events.append(event)
+                matched = True
+        if matched and app.id not in self._flush_timers:
+            self._flush_timers[app.id] = asyncio.get_running_loop().call_later(
+                self.settings.webhook_batch_ms / 1000, self._flush, app.id
+            )
+
+    def _emit_later(self, app: App, key: tuple[str, ...], event: Event) -> None:
+        if not app.webhooks or not self._wanted(app, str(event["name"])):
+            # The matching occupied or added event must still go out at once.
+            return
+        self._cancel_delayed(key)
+
+        def fire() -> None:
+            self._delayed.pop(key, None)
+            self._emit(app, event)
+
+        timer = asyncio.get_running_loop().call_later(
+            self.settings.webhook_delay_ms / 1000, fire
+        )
+        self._delayed[key] = (timer, fire)
+
+    def _cancel_delayed(self, key: tuple[str, ...]) -> bool:
+        """Cancel a delayed vacated or removed event; return whether one was
+        waiting, in which case the new occupied or added event is not sent
+        either."""
+        delayed = self._delayed.pop(key, None)
+        if delayed is None:
+            return False
+        delayed[0].cancel()
+        return True
+
+    def _flush(self, app_id: str) -> None:
+        self._flush_timers.pop(app_id, None)
+        app = self.apps.find_by_id(app_id)
+        for key in [key for key in self._batches if key[0] == app_id]:
+            batch = self._batches.pop(key)
+            if app is None or self.outbox is None:
+                continue
+            target = next((t for t in app.webhooks if t.url == key[1]), None)
+            headers = dict(target.headers) if target is not None else {}
+            body = encode_body(batch.created_ms, batch.events)
+            task = asyncio.get_running_loop().create_task(
+                self._store(app_id, key[1], body, headers, batch.created_ms / 1000)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _store(
+        self,
+        app_id: str,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        created: float,
+    ) -> None:
+        assert self.outbox is not None
+        try:
+            await self.outbox.add(app_id, url, body, headers, created)
+        except Exception:
+            logger.exception(
+                "Could not store a webhook for app %s in the outbox %s",
+                app_id,
+                self._outbox_name(),
+            )
+            return
+        if self.sender is not None:
+            self.sender.wake()

@@ -1,0 +1,182 @@
+"""Sending webhook deliveries from the outbox, with retries and a dead letter."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+import time
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from clarion.protocol.webhooks import retry_delay, sign_body
+from clarion.server.apps import AppRegistry
+from clarion.server.webhooks.outbox import Delivery, Outbox
+
+__all__ = ["WebhookSender", "post"]
+
+logger = logging.getLogger(__name__)
+
+MAX_RESPONSE_BYTES = 64 * 1024
+"""Bytes of a receiver's answer that are read; the rest is ignored."""
+
+
+class WebhookSender:
+    """Takes due deliveries from the outbox and sends at most ``concurrency`` at
+    a time, so a slow receiver occupies a few slots and never the event loop."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        apps: AppRegistry,
+        *,
+        request_timeout: float,
+        retry_window: float,
+        concurrency: int = 16,
+    ) -> None:
+        self.outbox = outbox
+        self.apps = apps
+        self.request_timeout = request_timeout
+        self.retry_window = retry_window
+        self.concurrency = concurrency
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._jitter = random.Random()
+
+    def wake(self) -> None:
+        """Look for due deliveries now rather than at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Send deliveries until cancelled; poll the outbox at least every second,
+        so deliveries replayed from the command line are picked up too."""
+        lease = self.request_timeout + 5
+        while True:
+            free = self.concurrency - len(self._in_flight)
+            deliveries = []
+            if free > 0:
+                try:
+                    deliveries = await self.outbox.due(time.time(), free, lease)
+                except Exception:
+                    logger.exception(
+                        "Reading the webhook outbox failed; retrying in 1 s"
+                    )
+            for delivery in deliveries:
+                task = asyncio.get_running_loop().create_task(self._attempt(delivery))
+                self._in_flight.add(task)
+                task.add_done_callback(self._finished)
+            if not deliveries:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), 1.0)
+                except TimeoutError:
+                    pass
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Cancel deliveries in flight; their leases expire and they are retried."""
+        for task in list(self._in_flight):
+            task.cancel()
+        if self._in_flight:
+            await asyncio.wait(list(self._in_flight), timeout=5)
+
+    async def _attempt(self, delivery: Delivery) -> None:
+        attempt = delivery.attempts + 1
+        host = urlsplit(delivery.url).hostname or "?"
+        app = self.apps.find_by_id(delivery.app_id)
+        if app is None:
+            error = f"app {delivery.app_id} is no longer configured"
+            logger.warning("Webhook %d to %s dropped: %s", delivery.id, host, error)
+            await self.outbox.bury(delivery.id, delivery.attempts, error, time.time())
+            return
+
+        headers = {
+            **delivery.headers,
+            "Content-Type": "application/json",
+            "X-Pusher-Key": app.key,
+            "X-Pusher-Signature": sign_body(app.secret, delivery.body),
+        }
+        try:
+            status = await asyncio.wait_for(
+                post(delivery.url, headers, delivery.body), self.request_timeout
+            )
+            error = "" if 200 <= status < 300 else f"HTTP status {status}"
+        except TimeoutError:
+            error = f"no answer within {self.request_timeout:g} s"
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+
+        if not error:
+            await self.outbox.delivered(delivery.id)
+            logger.debug(
+                "Webhook %d for app %s delivered to %s", delivery.id, app.id, host
+            )
+            return
+
+        now = time.time()
+        delay = retry_delay(attempt, self._jitter)
+        if now + delay - delivery.created_at > self.retry_window:
+            logger.warning(
+                "Webhook %d for app %s to %s failed on attempt %d (%s); giving up "
+                "after %.0f s, moved to the dead-letter store",
+                delivery.id,
+                app.id,
+                host,
+                attempt,
+                error,
+                now - delivery.created_at,
+            )
+            await self.outbox.bury(delivery.id, attempt, error, now)
+            return
+        logger.warning(
+            "Webhook %d for app %s to %s failed on attempt %d (%s); retrying in %.1f s",
+            delivery.id,
+            app.id,
+            host,
+            attempt,
+            error,
+            delay,
+        )
+        await self.outbox.retry_later(delivery.id, attempt, now + delay, error)
+
+
+async def post(url: str, headers: Mapping[str, str], body: bytes) -> int:
+    """POST ``body`` to ``url`` over HTTP/1.1 and return the response status.
+
+    Raises:
+        ValueError: the URL is not http or https, or the answer is not HTTP.
+        OSError: the connection failed.
+    """
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"invalid webhook URL {url!r}: expected http:// or https://")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    context = ssl.create_default_context() if parts.scheme == "https" else None
+    reader, writer = await asyncio.open_connection(parts.hostname, port, ssl=context)
+    try:
+        target = parts.path or "/"
+        if parts.query:
+            target += f"?{parts.query}"
+        host = parts.netloc.rpartition("@")[2]
+        lines = [f"POST {target} HTTP/1.1", f"Host: {host}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        lines += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+        writer.write("\r\n".join(lines).encode("latin-1") + body)
+        await writer.drain()
+        status_line = await reader.readline()
+        fields = status_line.split(b" ", 2)
+        if (
+            len(fields) < 2
+            or not fields[0].startswith(b"HTTP/")
+            or not fields[1].isdigit()
+        ):
+            raise ValueError(f"invalid HTTP status line {status_line[:80]!r}")
+        # Read a bounded part of the answer so the receiver can finish writing.
+        await reader.read(MAX_RESPONSE_BYTES)
+        return int(fields[1])
+    finally:
+        writer.close()
