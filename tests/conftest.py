@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from server_process import ServerProcess, free_port, wait_for_port
+from server_process import ServerProcess, launch
 
 DEFAULT_CONFIG = """
 [server]
@@ -39,28 +36,8 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
     ) -> ServerProcess:
-        port = free_port()
-        command = [sys.executable, "-m", "clarion", "serve", "--port", str(port)]
-        if config is not None:
-            config_path = tmp_path / f"clarion-{port}.toml"
-            config_path.write_text(config, encoding="utf-8")
-            command += ["--config", str(config_path)]
-        command += list(args)
-        child_env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("CLARION_")
-        }
-        child_env["CLARION_LOG_LEVEL"] = "DEBUG"
-        child_env.update(env or {})
-        log_path = tmp_path / f"clarion-{port}.log"
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(
-                command, stdout=log_file, stderr=subprocess.STDOUT, env=child_env
-            )
-        server = ServerProcess(process, "127.0.0.1", port, log_path)
+        server = launch(config, tmp_path, args=args, env=env)
         started.append(server)
-        wait_for_port(server.host, port, process)
         return server
 
     yield start

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,3 +68,43 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes]) -> Non
         except OSError:
             time.sleep(0.05)
     raise RuntimeError(f"clarion serve did not listen on {host}:{port} within 15 s")
+
+
+def launch(
+    config: str | None,
+    directory: Path,
+    *,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> ServerProcess:
+    """Start `clarion serve` on a free port with a TOML config text and wait until
+    it listens. Its log, at DEBUG level, goes to a file in ``directory``.
+
+    ``env`` adds ``CLARION_*`` variables; those of the test process are dropped.
+    """
+    port = free_port()
+    command = [sys.executable, "-m", "clarion", "serve", "--port", str(port)]
+    if config is not None:
+        config_path = directory / f"clarion-{port}.toml"
+        config_path.write_text(config, encoding="utf-8")
+        command += ["--config", str(config_path)]
+    command += list(args)
+    child_env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith("CLARION_")
+    }
+    child_env["CLARION_LOG_LEVEL"] = "DEBUG"
+    child_env.update(env or {})
+    log_path = directory / f"clarion-{port}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, env=child_env
+        )
+    server = ServerProcess(process, "127.0.0.1", port, log_path)
+    try:
+        wait_for_port(server.host, port, process)
+    except RuntimeError as exc:
+        server.stop()
+        raise RuntimeError(f"{exc}\n{server.log_text()}") from None
+    return server

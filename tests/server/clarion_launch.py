@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from clarion_e2e import ApiClient, WireClient, open_established, open_socket
+
+from server_process import ServerProcess, launch
 
 
 @dataclass(frozen=True)
@@ -102,16 +98,12 @@ max_presence_user_info_bytes = 64
 """
 
 
-@dataclass
-class RunningServer:
-    """A `clarion serve` child process started by these fixtures."""
+class RunningServer(ServerProcess):
+    """A `clarion serve` child process with helpers for the wire-level tests."""
 
-    process: subprocess.Popen[bytes]
-    host: str
-    port: int
-    log_path: Path
-
-    def ws_url(self, key: str = DEFAULT_APP.key, query: str = "protocol=7") -> str:
+    def ws_url(  # type: ignore[override]
+        self, key: str = DEFAULT_APP.key, query: str = "protocol=7"
+    ) -> str:
         suffix = f"?{query}" if query else ""
         return f"ws://{self.host}:{self.port}/app/{key}{suffix}"
 
@@ -121,69 +113,11 @@ class RunningServer:
     def log_size(self) -> int:
         return self.log_path.stat().st_size
 
-    def log_text(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def stop(self) -> None:
-        """Stop the child by its PID: SIGTERM, then SIGKILL after 5 s."""
-        if self.process.poll() is not None:
-            return
-        os.kill(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=5)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 def launch_server(config: str, directory: Path) -> RunningServer:
     """Start `clarion serve` with a config text and wait until it listens."""
-    port = _free_port()
-    config_path = directory / f"clarion-{port}.toml"
-    config_path.write_text(config, encoding="utf-8")
-    log_path = directory / f"clarion-{port}.log"
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARION_")}
-    env["CLARION_LOG_LEVEL"] = "DEBUG"
-    command = [
-        sys.executable,
-        "-m",
-        "clarion",
-        "serve",
-        "--port",
-        str(port),
-        "--config",
-        str(config_path),
-    ]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            command, stdout=log_file, stderr=subprocess.STDOUT, env=env
-        )
-    server = RunningServer(process, "127.0.0.1", port, log_path)
-
-    deadline = time.monotonic() + 15
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"clarion serve exited with code {process.returncode}:\n"
-                f"{server.log_text()}"
-            )
-        try:
-            with socket.create_connection((server.host, port), timeout=0.5):
-                return server
-        except OSError:
-            if time.monotonic() >= deadline:
-                server.stop()
-                raise RuntimeError(
-                    f"clarion serve did not listen on port {port} within 15 s"
-                ) from None
-            time.sleep(0.05)
+    server = launch(config, directory)
+    return RunningServer(server.process, server.host, server.port, server.log_path)
 
 
 class ClientOpener:

@@ -42,7 +42,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clarion.server.app import run as run_server
+    from clarion.server.app import ListenError, run as run_server
     from clarion.server.config import ConfigError, load_settings
 
     flags = {
@@ -61,5 +61,9 @@ def run(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    run_server(settings)
+    try:
+        run_server(settings)
+    except ListenError as exc:
+        print(f"clarion: {exc}", file=sys.stderr)
+        return 1
     return 0

@@ -16,9 +16,13 @@ from clarion.server.http import HttpProtocol
 from clarion.server.http_api import HttpApi
 from clarion.server.hub import Hub
 
-__all__ = ["run", "serve"]
+__all__ = ["ListenError", "run", "serve"]
 
 logger = logging.getLogger(__name__)
+
+
+class ListenError(Exception):
+    """The server could not open its listening socket."""
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
@@ -26,9 +30,16 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     hub = Hub(settings, StaticAppRegistry(settings.apps), LocalAdapter())
     api = HttpApi(hub)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: HttpProtocol(hub, api), settings.host, settings.port, backlog=4096
-    )
+    try:
+        server = await loop.create_server(
+            lambda: HttpProtocol(hub, api), settings.host, settings.port, backlog=4096
+        )
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ListenError(
+            f"Cannot listen on {settings.host} port {settings.port}: {reason}. "
+            "Stop the program that uses it, or choose another --port."
+        ) from exc
     hub.start()
     ports = sorted({sock.getsockname()[1] for sock in server.sockets})
     logger.info(

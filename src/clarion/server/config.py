@@ -331,7 +331,7 @@ def _check(settings: Settings) -> None:
                 raise ConfigError(f"Two apps share the {attribute} {value!r}")
             seen.add(value)
     if not 0 <= settings.port <= 65535:
-        raise ConfigError(f"Invalid port {settings.port}: expected 0 to 65535")
+        raise ConfigError(f"Invalid server.port {settings.port}: expected 0 to 65535")
     for name in (
         "activity_timeout",
         "pong_timeout",
