@@ -511,26 +511,36 @@ def test_rate_allows_ten_per_second() -> None:
 
 
 def test_rate_rejects_eleventh_event() -> None:
-    """The eleventh event inside one second raises 4301."""
+    """An event right after a burst of ten raises 4301."""
     rate = ClientEventRate()
-    for tenth in range(10):
-        rate.check(100.0 + tenth / 10, 10)
+    for _ in range(10):
+        rate.check(100.0, 10)
     with pytest.raises(ProtocolError) as caught:
-        rate.check(100.95, 10, channel="private-chat")
+        rate.check(100.05, 10, channel="private-chat")
     assert caught.value.code == 4301
     assert caught.value.message == "Client event rejected due to rate limit"
     assert caught.value.channel == "private-chat"
 
 
-def test_rate_new_window_after_second() -> None:
-    """One second after the window opened, events are counted afresh."""
+def test_rate_refills_after_second() -> None:
+    """One second after a burst, a whole new burst passes."""
     rate = ClientEventRate()
     for _ in range(10):
         rate.check(100.0, 10)
     with pytest.raises(ProtocolError):
-        rate.check(100.999, 10)
+        rate.check(100.05, 10)
     for _ in range(10):
-        rate.check(101.0, 10)
+        rate.check(101.05, 10)
+
+
+def test_rate_no_double_burst_at_boundary() -> None:
+    """Bursts on both sides of a second boundary cannot add up to twenty."""
+    rate = ClientEventRate()
+    for _ in range(10):
+        rate.check(100.95, 10)
+    rate.check(101.1, 10)
+    with pytest.raises(ProtocolError):
+        rate.check(101.1, 10)
 
 
 def test_rate_uses_given_limit() -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from clarion.protocol.apps import Limits
 from clarion.protocol.channels import ChannelKind, classify, is_valid_channel_name
-from clarion.protocol.errors import ApiError
-from clarion.protocol.messages import dumps
+from clarion.protocol.errors import ApiError, shorten
+from clarion.protocol.messages import dumps, loads
 
 __all__ = [
     "EventRequest",
@@ -117,7 +116,7 @@ def parse_info(raw: str | None, allowed: frozenset[str]) -> frozenset[str]:
 
 def _decode_object(body: bytes) -> dict[str, Any]:
     try:
-        fields = json.loads(body)
+        fields = loads(body.decode())
     except (ValueError, RecursionError):
         raise ApiError(400, "Request body is not valid JSON") from None
     if not isinstance(fields, dict):
@@ -136,7 +135,9 @@ def _build_event(
             400, f"Event name is longer than {limits.max_event_name_length} characters"
         )
     if name.startswith(RESERVED_EVENT_PREFIXES):
-        raise ApiError(400, f"Event name {name!r} uses a reserved prefix (pusher:)")
+        raise ApiError(
+            400, f"Event name {shorten(name)!r} uses a reserved prefix (pusher:)"
+        )
 
     if "data" not in fields:
         raise ApiError(400, "Missing required field: 'data'")
@@ -156,7 +157,7 @@ def _build_event(
         if not isinstance(channel, str) or not is_valid_channel_name(
             channel, limits.max_channel_name_length
         ):
-            raise ApiError(400, f"Invalid channel name: {channel!r}")
+            raise ApiError(400, f"Invalid channel name: {shorten(str(channel))!r}")
         if channel not in unique:
             unique.append(channel)
     if len(unique) > 1 and any(classify(c) is ChannelKind.ENCRYPTED for c in unique):
@@ -168,7 +169,7 @@ def _build_event(
     if socket_id is not None and (
         not isinstance(socket_id, str) or not is_valid_socket_id(socket_id)
     ):
-        raise ApiError(400, f"Invalid socket_id: {socket_id!r}")
+        raise ApiError(400, f"Invalid socket_id: {shorten(str(socket_id))!r}")
 
     info = fields.get("info")
     if info is not None and not isinstance(info, str):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from clarion.protocol.errors import (
     ErrorCode,
     ProtocolError,
     SubscriptionError,
+    shorten,
 )
 
 __all__ = [
@@ -34,6 +36,7 @@ API_TIMESTAMP_WINDOW = 600
 """Seconds an HTTP API request's ``auth_timestamp`` may differ from server time."""
 
 EMPTY_BODY_MD5 = hashlib.md5(b"").hexdigest()
+_TIMESTAMP_PATTERN = re.compile(r"-?[0-9]{1,12}")
 
 
 def sign(secret: str, message: str) -> str:
@@ -75,7 +78,7 @@ def verify_channel_auth(
             "should be of format 'key:signature'"
         )
     elif problem == "key":
-        message = f"Invalid key in subscription auth data: '{_auth_key(auth)}'"
+        message = f"Invalid key in subscription auth data: '{shorten(_auth_key(auth))}'"
     else:
         message = _signature_message(string_to_sign, auth)
     raise SubscriptionError("AuthError", message, 401)
@@ -96,7 +99,7 @@ def verify_signin_auth(
     if problem == "format":
         message = "Sign-in auth is invalid: should be of format 'key:signature'"
     elif problem == "key":
-        message = f"Invalid key in sign-in auth data: '{_auth_key(auth)}'"
+        message = f"Invalid key in sign-in auth data: '{shorten(_auth_key(auth))}'"
     else:
         message = _signature_message(string_to_sign, auth)
     raise ProtocolError(message, code=ErrorCode.UNAUTHORIZED)
@@ -123,7 +126,7 @@ def _auth_key(auth: object) -> str:
 
 def _signature_message(string_to_sign: str, auth: object) -> str:
     # The expected string holds nothing secret, so it helps the app's developer.
-    signature = str(auth).split(":", 1)[1]
+    signature = shorten(str(auth).split(":", 1)[1])
     return (
         "Invalid signature: Expected HMAC SHA256 hex digest of "
         f"{string_to_sign}, but got {signature}"
@@ -206,12 +209,11 @@ def verify_api_request(
 
 
 def _check_timestamp(raw: str, now: float) -> None:
-    try:
-        timestamp = int(raw)
-    except ValueError:
+    if not _TIMESTAMP_PATTERN.fullmatch(raw):
         raise ApiError(
-            401, f"Invalid auth_timestamp: {raw!r} is not an integer"
-        ) from None
+            401, f"Invalid auth_timestamp: {raw[:32]!r} is not a Unix time in seconds"
+        )
+    timestamp = int(raw)
     if abs(now - timestamp) > API_TIMESTAMP_WINDOW:
         given = _iso(timestamp)
         server = _iso(int(now))

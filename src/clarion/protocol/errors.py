@@ -11,6 +11,7 @@ from __future__ import annotations
 from enum import IntEnum
 
 __all__ = [
+    "shorten",
     "ApiError",
     "ConnectionRejected",
     "ErrorCode",
@@ -18,6 +19,12 @@ __all__ = [
     "PusherError",
     "SubscriptionError",
 ]
+
+
+def shorten(text: str, limit: int = 100) -> str:
+    """Cut peer-supplied ``text`` that an error message repeats, so that a huge
+    input does not come back, or fill the log, at full length."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 class ErrorCode(IntEnum):

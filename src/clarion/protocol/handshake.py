@@ -70,7 +70,11 @@ def check_protocol_version(raw: str | None) -> int:
     """
     if raw is None:
         raise ConnectionRejected(ErrorCode.NO_PROTOCOL, "No protocol version supplied")
-    if not (raw.isascii() and raw.isdecimal()) or int(raw) not in SUPPORTED_PROTOCOLS:
+    if not (raw.isascii() and raw.isdecimal() and len(raw) <= 3):
+        raise ConnectionRejected(
+            ErrorCode.UNSUPPORTED_PROTOCOL, "Unsupported protocol version"
+        )
+    if int(raw) not in SUPPORTED_PROTOCOLS:
         raise ConnectionRejected(
             ErrorCode.UNSUPPORTED_PROTOCOL, "Unsupported protocol version"
         )

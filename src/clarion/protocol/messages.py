@@ -10,6 +10,7 @@ them. Application events carry the publisher's string unchanged.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +26,7 @@ __all__ = [
     "connection_established",
     "dumps",
     "error",
+    "loads",
     "member_added",
     "member_removed",
     "parse_client_message",
@@ -39,6 +41,31 @@ __all__ = [
 def dumps(value: object) -> str:
     """Encode ``value`` as compact JSON, keeping non-ASCII characters as they are."""
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def loads(text: str) -> Any:
+    """Decode JSON that can be sent on again: ``NaN``, ``Infinity`` and lone
+    surrogate escapes such as ``"\\ud800"`` are rejected, because they cannot
+    be encoded as JSON or as UTF-8 for other peers.
+
+    Raises:
+        ValueError: the text is not such JSON.
+        RecursionError: it nests too deeply.
+    """
+    value = json.loads(text, parse_constant=_reject_constant)
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            dumps(value).encode()
+        except UnicodeEncodeError:
+            raise ValueError("JSON contains a lone surrogate escape") from None
+    return value
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 PING = '{"event":"pusher:ping","data":{}}'
@@ -179,7 +206,7 @@ def parse_client_message(text: str) -> ClientMessage:
         present), or such data is not an object.
     """
     try:
-        message = json.loads(text)
+        message = loads(text)
     except (ValueError, RecursionError):
         raise ProtocolError(INVALID_FORMAT) from None
     if not isinstance(message, dict) or not isinstance(message.get("event"), str):
@@ -199,7 +226,7 @@ def _decode_object_data(data: object) -> dict[str, Any]:
         return {}
     if isinstance(data, str):
         try:
-            data = json.loads(data)
+            data = loads(data)
         except (ValueError, RecursionError):
             raise ProtocolError(INVALID_FORMAT) from None
     if not isinstance(data, dict):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from clarion.protocol.apps import Limits
 from clarion.protocol.errors import SubscriptionError
-from clarion.protocol.messages import dumps
+from clarion.protocol.messages import dumps, loads
 
 __all__ = ["Member", "parse_channel_data"]
 
@@ -42,7 +41,7 @@ def parse_channel_data(channel_data: object, limits: Limits) -> Member:
             "InvalidChannelData", "channel_data must be a string holding JSON", 400
         )
     try:
-        decoded = json.loads(channel_data)
+        decoded = loads(channel_data)
     except (ValueError, RecursionError):
         raise SubscriptionError(
             "InvalidChannelData", "channel_data must be a JSON object", 400

@@ -8,7 +8,12 @@ from typing import Any
 from clarion.protocol.apps import App
 from clarion.protocol.auth import verify_channel_auth
 from clarion.protocol.channels import ChannelKind, classify, is_valid_channel_name
-from clarion.protocol.errors import ErrorCode, ProtocolError, SubscriptionError
+from clarion.protocol.errors import (
+    ErrorCode,
+    ProtocolError,
+    SubscriptionError,
+    shorten,
+)
 from clarion.protocol.messages import ClientMessage, dumps
 from clarion.protocol.presence import Member, parse_channel_data
 from clarion.protocol.users import User
@@ -53,8 +58,8 @@ def check_subscribe(
     if not is_valid_channel_name(channel, max_length):
         raise SubscriptionError(
             "InvalidChannelName",
-            f"Invalid channel name {channel!r}: use at most {max_length} of the "
-            "characters A-Z a-z 0-9 _ - = @ , . ;",
+            f"Invalid channel name {shorten(channel)!r}: use at most {max_length} of "
+            "the characters A-Z a-z 0-9 _ - = @ , . ;",
             4009,
         )
 
@@ -161,26 +166,32 @@ def check_client_event(
 
 
 class ClientEventRate:
-    """A one-second fixed window that counts one connection's client events."""
+    """A token bucket for one connection's client events: ``limit`` tokens,
+    refilled at ``limit`` per second, so no second holds more than about
+    ``limit`` events, however the events fall across second boundaries."""
 
-    __slots__ = ("_count", "_window_start")
+    __slots__ = ("_tokens", "_updated")
 
     def __init__(self) -> None:
-        self._window_start = 0.0
-        self._count = 0
+        self._tokens = -1.0
+        """Tokens left; negative until the first event fills the bucket."""
+        self._updated = 0.0
 
     def check(self, now: float, limit: int, channel: str | None = None) -> None:
-        """Count one event at monotonic time ``now`` (seconds).
+        """Take one token at monotonic time ``now`` (seconds).
 
         Raises:
-            ProtocolError: code 4301 when this is over ``limit`` events in the
-            current second; the event is dropped and the socket stays open.
+            ProtocolError: code 4301 when no token is left; the event is
+            dropped and the socket stays open.
         """
-        if now - self._window_start >= 1.0:
-            self._window_start = now
-            self._count = 0
-        self._count += 1
-        if self._count > limit:
+        if self._tokens < 0:
+            self._tokens = float(limit)
+        else:
+            self._tokens = min(limit, self._tokens + (now - self._updated) * limit)
+        self._updated = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+        else:
             raise ProtocolError(
                 "Client event rejected due to rate limit",
                 code=ErrorCode.CLIENT_EVENT_RATE_LIMIT,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ from clarion.protocol.apps import App
 from clarion.protocol.auth import verify_signin_auth
 from clarion.protocol.channels import MAX_USER_ID_LENGTH
 from clarion.protocol.errors import ErrorCode, ProtocolError
-from clarion.protocol.messages import dumps
+from clarion.protocol.messages import dumps, loads
 
 __all__ = ["MAX_USER_ID_LENGTH", "User", "check_signin"]
 
@@ -50,7 +49,7 @@ def check_signin(app: App, socket_id: str, data: dict[str, Any]) -> User:
         auth=data.get("auth"),
     )
     try:
-        decoded = json.loads(user_data)
+        decoded = loads(user_data)
     except (ValueError, RecursionError):
         raise _unauthorized("Sign-in rejected: user_data is not valid JSON") from None
     if not isinstance(decoded, dict):

@@ -25,6 +25,7 @@ from clarion.server.websocket import (
     OutboundMessage,
     encode_close,
     encode_frame,
+    frame_size,
     read_frames,
 )
 
@@ -36,6 +37,11 @@ __all__ = ["Connection"]
 logger = logging.getLogger(__name__)
 
 CLOSE_INVALID_PAYLOAD = 1007
+CLOSE_POLICY_VIOLATION = 1008
+MAX_FRAGMENTS = 1024
+"""Frames one message may be split into; Pusher clients never fragment."""
+LARGE_FRAME_BYTES = 4096
+"""Partial frames over this size are collected in pieces rather than copied."""
 CLOSE_HANDSHAKE_GRACE = 2.0
 """Seconds to wait for the peer's close frame after sending ours."""
 WRITE_BUFFER_HIGH_WATER = 4 * 1024 * 1024
@@ -57,7 +63,9 @@ class Connection(asyncio.Protocol):
         "_closing",
         "_errors_logged",
         "_fragment_opcode",
+        "_fragment_size",
         "_fragments",
+        "_missing",
         "_inbox",
         "_pending",
         "_rate",
@@ -89,8 +97,12 @@ class Connection(asyncio.Protocol):
         self.opened_at = self.last_received = time.monotonic()
         self.ping_sent_at = 0.0
         """Monotonic time of the server's unanswered ping, or 0."""
-        self._buffer = b""
+        self._buffer: bytes | list[bytes] = b""
+        """Bytes of an incomplete frame, or the pieces of a large one."""
+        self._missing = 0
+        """Bytes still to arrive before the large frame in ``_buffer`` is whole."""
         self._fragments: list[bytes] | None = None
+        self._fragment_size = 0
         self._fragment_opcode = 0
         self._inbox: deque[str] | None = None
         self._pending: bytes | list[bytes] | None = None
@@ -104,7 +116,17 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.last_received = time.monotonic()
         self.ping_sent_at = 0.0
-        buffer = self._buffer + data if self._buffer else data
+        pending = self._buffer
+        if isinstance(pending, list):
+            # A large frame is arriving in pieces: keep them until it is whole,
+            # so that no piece is copied more than once.
+            pending.append(data)
+            self._missing -= len(data)
+            if self._missing > 0:
+                return
+            buffer = b"".join(pending)
+        else:
+            buffer = pending + data if pending else data
         try:
             frames, consumed = read_frames(buffer, self.hub.settings.max_frame_bytes)
         except FrameError as exc:
@@ -112,7 +134,14 @@ class Connection(asyncio.Protocol):
             self.log_error("WebSocket framing error: %s", exc.reason)
             self.close(exc.close_code, exc.reason)
             return
-        self._buffer = buffer[consumed:]
+        rest = buffer[consumed:]
+        self._buffer = rest
+        self._missing = 0
+        if len(rest) > LARGE_FRAME_BYTES:
+            missing = frame_size(rest) - len(rest)
+            if missing > 0:
+                self._buffer = [rest]
+                self._missing = missing
         for fin, opcode, payload in frames:
             if self._closing and opcode != OP_CLOSE:
                 continue
@@ -240,10 +269,16 @@ class Connection(asyncio.Protocol):
                 self._protocol_error("continuation frame without a message to continue")
                 return
             self._fragments.append(payload)
-            size = sum(len(part) for part in self._fragments)
-            if size > self.hub.settings.max_frame_bytes:
-                self.log_error("Message of %d bytes is over the limit", size)
+            self._fragment_size += len(payload)
+            if self._fragment_size > self.hub.settings.max_frame_bytes:
+                self.log_error(
+                    "Message of %d bytes is over the limit", self._fragment_size
+                )
                 self.close(1009, "message too big")
+                return
+            if len(self._fragments) > MAX_FRAGMENTS:
+                self.log_error("Message in over %d fragments rejected", MAX_FRAGMENTS)
+                self.close(CLOSE_POLICY_VIOLATION, "too many fragments")
                 return
             if not fin:
                 return
@@ -255,6 +290,7 @@ class Connection(asyncio.Protocol):
             return
         elif not fin:
             self._fragments = [payload]
+            self._fragment_size = len(payload)
             self._fragment_opcode = opcode
             return
 
@@ -278,10 +314,22 @@ class Connection(asyncio.Protocol):
         if self._closing:
             self.transport.close()
             return
-        # Echo the peer's close code, as RFC 6455 section 5.5.1 asks.
-        code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1000
-        if not 1000 <= code < 5000 or code in (1004, 1005, 1006, 1015):
+        # Echo the peer's close code, as RFC 6455 section 5.5.1 asks, unless the
+        # close frame itself is invalid (section 7.4.1 lists the codes a peer
+        # may send).
+        if not payload:
             code = 1000
+        elif len(payload) == 1:
+            code = CLOSE_PROTOCOL_ERROR
+        else:
+            code = int.from_bytes(payload[:2], "big")
+            if not 1000 <= code < 5000 or code in (1004, 1005, 1006, 1015):
+                code = CLOSE_PROTOCOL_ERROR
+            else:
+                try:
+                    payload[2:].decode()
+                except UnicodeDecodeError:
+                    code = CLOSE_INVALID_PAYLOAD
         self._write(encode_close(code, ""))
         self._closing = True
         self.transport.close()

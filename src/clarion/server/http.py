@@ -32,6 +32,8 @@ __all__ = ["HttpProtocol", "Request", "RequestHandler", "Response", "error_respo
 logger = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
+MAX_PIPELINED_REQUESTS = 32
+"""Requests read ahead of their answers before reading pauses."""
 LINGER_SECONDS = 2.0
 """Seconds a connection stays open after an error answer, discarding input."""
 MAX_DISCARDED_BYTES = 16 * 1024 * 1024
@@ -75,7 +77,9 @@ class Response:
     content_type: str = "application/json"
     headers: tuple[tuple[str, str], ...] = ()
 
-    def encode(self, keep_alive: bool) -> bytes:
+    def encode(self, keep_alive: bool, with_body: bool = True) -> bytes:
+        """Encode the response; ``with_body`` is false for HEAD requests, whose
+        answer has the headers of the full response but no body."""
         lines = [
             f"HTTP/1.1 {self.status} {_STATUS_TEXT.get(self.status, 'Unknown')}",
             f"Content-Type: {self.content_type}",
@@ -83,7 +87,8 @@ class Response:
             f"Connection: {'keep-alive' if keep_alive else 'close'}",
         ]
         lines += [f"{name}: {value}" for name, value in self.headers]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + self.body
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        return head + self.body if with_body else head
 
 
 class RequestHandler:
@@ -113,6 +118,10 @@ class HttpProtocol(asyncio.Protocol):
         self._pending: deque[tuple[Request, bool]] = deque()
         self._worker: asyncio.Task[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
+        self._final_response: Response | None = None
+        """An error answer that waits for the requests received before it."""
+        self._writing_paused = False
+        self._reading_paused = False
 
     # Transport callbacks
 
@@ -162,16 +171,35 @@ class HttpProtocol(asyncio.Protocol):
             self._start_websocket(data[offset:])
             return
         except httptools.HttpParserError as exc:
-            if self._failed:
-                # A callback already answered and logged the error.
-                return
-            logger.info("Malformed HTTP request from %s: %s", self.peer, exc)
-            self._fail(error_response(400, "Malformed HTTP request"))
-            return
+            if not self._failed:
+                logger.info("Malformed HTTP request from %s: %s", self.peer, exc)
+                self._fail(error_response(400, "Malformed HTTP request"))
+            # A callback may have failed the request already; it logged why.
         if self._pending and self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(
                 self._answer_requests()
             )
+        self._update_reading()
+
+    def pause_writing(self) -> None:
+        # The peer does not read its answers; stop reading its requests too,
+        # so that the answers waiting for it stay bounded.
+        self._writing_paused = True
+        self._update_reading()
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._update_reading()
+
+    def _update_reading(self) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        pause = self._writing_paused or len(self._pending) >= MAX_PIPELINED_REQUESTS
+        if pause and not self._reading_paused:
+            self.transport.pause_reading()
+        elif not pause and self._reading_paused:
+            self.transport.resume_reading()
+        self._reading_paused = pause
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._worker is not None:
@@ -269,18 +297,33 @@ class HttpProtocol(asyncio.Protocol):
                     response = error_response(500, "Internal server error")
                 if self.transport.is_closing():
                     return
-                self.transport.write(response.encode(keep_alive))
+                with_body = request.method != "HEAD"
+                self.transport.write(response.encode(keep_alive, with_body))
                 if not keep_alive:
                     self.transport.close()
                     return
+                self._update_reading()
+            if self._final_response is not None:
+                self._write_final(self._final_response)
         finally:
             self._worker = None
 
     def _fail(self, response: Response) -> None:
-        """Answer with an error and close, ignoring anything more the peer sends."""
+        """Answer with an error and close, ignoring anything more the peer sends.
+
+        Complete requests that arrived before the bad one are answered first.
+        """
         if self._failed or self.transport is None:
             return
         self._failed = True
+        if self._pending or self._worker is not None:
+            self._final_response = response
+        else:
+            self._write_final(response)
+
+    def _write_final(self, response: Response) -> None:
+        assert self.transport is not None
+        self._final_response = None
         self.transport.write(response.encode(keep_alive=False))
         asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
 

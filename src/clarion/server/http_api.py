@@ -26,7 +26,7 @@ from clarion.protocol.channels import (
     is_cache_channel,
     is_valid_channel_name,
 )
-from clarion.protocol.errors import ApiError
+from clarion.protocol.errors import ApiError, shorten
 from clarion.server.http import Request, RequestHandler, Response, error_response
 from clarion.server.hub import Hub
 
@@ -62,7 +62,7 @@ class HttpApi(RequestHandler):
             logger.info(
                 "HTTP API %s %s answered %d: %s",
                 request.method,
-                request.path,
+                shorten(request.path),
                 exc.status,
                 exc.message,
             )
@@ -78,7 +78,7 @@ class HttpApi(RequestHandler):
             # app then comes from auth_key.
             app_id, rest = self._app_id_from_key(request), segments[1:]
         elif len(segments) < 4 or segments[0] or segments[1] != "apps":
-            raise ApiError(404, f"Not found: {request.path}")
+            raise ApiError(404, f"Not found: {shorten(request.path)}")
         else:
             app_id, rest = segments[2], segments[3:]
         shape = tuple("*" if index == 1 else part for index, part in enumerate(rest))
@@ -86,7 +86,7 @@ class HttpApi(RequestHandler):
             method: h for (method, path), h in self._routes.items() if path == shape
         }
         if not handlers:
-            raise ApiError(404, f"Not found: {request.path}")
+            raise ApiError(404, f"Not found: {shorten(request.path)}")
         handler = handlers.get(request.method)
         if handler is None:
             allowed = ", ".join(sorted(handlers))

@@ -18,6 +18,7 @@ from clarion.protocol.errors import (
     ErrorCode,
     ProtocolError,
     SubscriptionError,
+    shorten,
 )
 from clarion.protocol.handshake import check_connection_quota, new_socket_id
 from clarion.protocol.messages import ClientMessage, parse_client_message
@@ -181,7 +182,9 @@ class Hub:
         elif event.startswith("client-"):
             await self.forward_client_event(connection, message)
         else:
-            raise ProtocolError(f"Unsupported event received on socket: {event}")
+            raise ProtocolError(
+                f"Unsupported event received on socket: {shorten(event)}"
+            )
 
     # Subscriptions
 

@@ -22,6 +22,7 @@ __all__ = [
     "accept_key",
     "encode_close",
     "encode_frame",
+    "frame_size",
     "read_frames",
 ]
 
@@ -141,6 +142,26 @@ def read_frames(
         frames.append((fin, opcode, payload))
         offset = position + length
     return frames, offset
+
+
+def frame_size(buffer: bytes) -> int:
+    """Return the total size of the masked client frame that starts ``buffer``,
+    or 0 while its header is incomplete."""
+    if len(buffer) < 2:
+        return 0
+    length = buffer[1] & 0x7F
+    header = 2
+    if length == 126:
+        if len(buffer) < 4:
+            return 0
+        (length,) = struct.unpack_from("!H", buffer, 2)
+        header = 4
+    elif length == 127:
+        if len(buffer) < 10:
+            return 0
+        (length,) = struct.unpack_from("!Q", buffer, 2)
+        header = 10
+    return int(header + 4 + length)
 
 
 class OutboundMessage:
