@@ -125,7 +125,7 @@ def _auth_key(auth: object) -> str:
 
 
 def _signature_message(string_to_sign: str, auth: object) -> str:
-    # The expected string holds nothing secret, so it helps the app's developer.
+    # The expected string contains nothing secret, so it helps the app's developer.
     signature = shorten(str(auth).split(":", 1)[1])
     return (
         "Invalid signature: Expected HMAC SHA256 hex digest of "
@@ -136,7 +136,7 @@ def _signature_message(string_to_sign: str, auth: object) -> str:
 def build_api_string_to_sign(method: str, path: str, params: Mapping[str, str]) -> str:
     """Return ``METHOD\\nPATH\\nQUERY`` with every parameter but ``auth_signature``.
 
-    QUERY holds lowercased keys in byte order, ``key=value`` joined by ``&``, and
+    QUERY contains lowercased keys in byte order, ``key=value`` joined by ``&``, and
     the values are not escaped.
     """
     pairs = sorted(

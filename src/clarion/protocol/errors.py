@@ -82,7 +82,7 @@ class SubscriptionError(PusherError):
 
 
 class ApiError(PusherError):
-    """An HTTP API request failed; answered with ``status`` and a JSON error body."""
+    """An HTTP API request failed; the response has ``status`` and a JSON error body."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)

@@ -197,7 +197,7 @@ def parse_client_message(text: str) -> ClientMessage:
     """Decode a client frame.
 
     ``data`` of subscribe, unsubscribe and sign-in may arrive as an object or as
-    a string that holds a JSON object; both decode to a dict. Unknown top-level
+    a string that contains a JSON object; both decode to a dict. Unknown top-level
     keys are ignored.
 
     Raises:

@@ -117,7 +117,7 @@ def check_client_event(
 ) -> tuple[str, str]:
     """Check a ``client-*`` event before it is forwarded.
 
-    ``subscribed`` tells whether the sender holds a subscription to the event's
+    ``subscribed`` is whether the sender has a subscription to the event's
     channel. Returns the channel and the ``data`` to forward as a string: a
     string is kept as it is, any other JSON value is sent compact-encoded.
 
@@ -167,7 +167,7 @@ def check_client_event(
 
 class ClientEventRate:
     """A token bucket for one connection's client events: ``limit`` tokens,
-    refilled at ``limit`` per second, so no second holds more than about
+    refilled at ``limit`` per second, so no second contains more than about
     ``limit`` events, however the events fall across second boundaries."""
 
     __slots__ = ("_tokens", "_updated")

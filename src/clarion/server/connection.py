@@ -217,7 +217,7 @@ class Connection(asyncio.Protocol):
             self._closing = True
 
     def close(self, code: int, reason: str = "") -> None:
-        """Send a close frame, then drop the TCP connection once the peer answers
+        """Send a close frame, then drop the TCP connection once the peer responds
         or after a short grace period."""
         if self._closing:
             return
@@ -314,7 +314,7 @@ class Connection(asyncio.Protocol):
         if self._closing:
             self.transport.close()
             return
-        # Echo the peer's close code, as RFC 6455 section 5.5.1 asks, unless the
+        # Echo the peer's close code, as RFC 6455 section 5.5.1 requires, unless the
         # close frame itself is invalid (section 7.4.1 lists the codes a peer
         # may send).
         if not payload:

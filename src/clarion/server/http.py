@@ -33,9 +33,9 @@ logger = logging.getLogger(__name__)
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_PIPELINED_REQUESTS = 32
-"""Requests read ahead of their answers before reading pauses."""
+"""Requests read ahead of their responses before reading pauses."""
 LINGER_SECONDS = 2.0
-"""Seconds a connection stays open after an error answer, discarding input."""
+"""Seconds a connection stays open after an error response, discarding input."""
 MAX_DISCARDED_BYTES = 16 * 1024 * 1024
 REJECTED_SOCKET_GRACE = 2.0
 """Seconds a refused WebSocket stays open for the peer to read the error and close."""
@@ -79,7 +79,7 @@ class Response:
 
     def encode(self, keep_alive: bool, with_body: bool = True) -> bytes:
         """Encode the response; ``with_body`` is false for HEAD requests, whose
-        answer has the headers of the full response but no body."""
+        response has the headers of the full response but no body."""
         lines = [
             f"HTTP/1.1 {self.status} {_STATUS_TEXT.get(self.status, 'Unknown')}",
             f"Content-Type: {self.content_type}",
@@ -92,7 +92,7 @@ class Response:
 
 
 class RequestHandler:
-    """What the listener calls for each plain HTTP request."""
+    """The handler that the listener calls for each plain HTTP request."""
 
     async def handle(self, request: Request) -> Response:
         raise NotImplementedError
@@ -292,7 +292,9 @@ class HttpProtocol(asyncio.Protocol):
                     response = await self.handler.handle(request)
                 except Exception:
                     logger.exception(
-                        "Unhandled error answering %s %s", request.method, request.path
+                        "Unhandled error while handling %s %s",
+                        request.method,
+                        request.path,
                     )
                     response = error_response(500, "Internal server error")
                 if self.transport.is_closing():
@@ -369,7 +371,7 @@ class HttpProtocol(asyncio.Protocol):
             connection = self.hub.open_connection(app, self.transport)
         except ConnectionRejected as exc:
             logger.info(
-                "WebSocket from %s to %s refused with %d: %s",
+                "WebSocket from %s to %s rejected with %d: %s",
                 self.peer,
                 request.path,
                 exc.code,

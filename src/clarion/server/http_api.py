@@ -41,7 +41,7 @@ SHOW_CHANNEL_ATTRIBUTES = CHANNEL_INFO_ATTRIBUTES | {"cache"}
 
 
 class HttpApi(RequestHandler):
-    """Answers HTTP API requests for every app in the hub's registry."""
+    """The HTTP API for every app in the hub's registry."""
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -60,7 +60,7 @@ class HttpApi(RequestHandler):
             return await self._route(request)
         except ApiError as exc:
             logger.info(
-                "HTTP API %s %s answered %d: %s",
+                "HTTP API %s %s failed with %d: %s",
                 request.method,
                 shorten(request.path),
                 exc.status,

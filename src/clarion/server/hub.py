@@ -196,7 +196,9 @@ class Hub:
         except SubscriptionError as exc:
             # check_subscribe raises ProtocolError when 'channel' is not a string.
             channel = str(data.get("channel"))
-            connection.log_error("Subscription to %s refused: %s", channel, exc.message)
+            connection.log_error(
+                "Subscription to %s rejected: %s", channel, exc.message
+            )
             connection.send_text(
                 messages.subscription_error(
                     channel, exc.error_type, exc.message, exc.status
