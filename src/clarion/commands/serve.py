@@ -38,6 +38,20 @@ def add_parser(subparsers: Any) -> None:
         default=None,
         help="allow a non-loopback --host while the public development app is active",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="server processes sharing the port (default 1); more need --redis-url",
+    )
+    parser.add_argument(
+        "--redis-url",
+        metavar="URL",
+        help="redis:// or rediss:// URL of the Redis that the processes share",
+    )
+    # Set by the supervisor for its workers.
+    parser.add_argument(
+        "--reuse-port", action="store_true", default=None, help=argparse.SUPPRESS
+    )
     parser.set_defaults(handler=run)
 
 
@@ -51,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
         "config": args.config,
         "log_level": args.log_level,
         "expose_dev_app": args.expose_dev_app,
+        "workers": args.workers,
+        "redis_url": args.redis_url,
+        "reuse_port": args.reuse_port,
     }
     try:
         settings = load_settings(flags=flags, environ=os.environ)
@@ -61,6 +78,13 @@ def run(args: argparse.Namespace) -> int:
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.workers > 1:
+        from clarion.server.workers import supervise
+
+        if not settings.port:
+            print("clarion: --workers needs a fixed --port, not 0", file=sys.stderr)
+            return 2
+        return supervise(settings.workers, sys.argv[2:])
     try:
         run_server(settings)
     except ListenError as exc:

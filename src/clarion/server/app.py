@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from clarion.server.adapters import LocalAdapter
+from clarion.server.adapters import Adapter, LocalAdapter
 from clarion.server.apps import StaticAppRegistry
 from clarion.server.config import Settings
 from clarion.server.http import HttpProtocol
@@ -27,12 +27,16 @@ class ListenError(Exception):
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Listen until ``stop`` is set, then close every connection with 4200."""
-    hub = Hub(settings, StaticAppRegistry(settings.apps), LocalAdapter())
+    hub = Hub(settings, StaticAppRegistry(settings.apps), _adapter(settings))
     api = HttpApi(hub)
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(
-            lambda: HttpProtocol(hub, api), settings.host, settings.port, backlog=4096
+            lambda: HttpProtocol(hub, api),
+            settings.host,
+            settings.port,
+            backlog=4096,
+            reuse_port=settings.reuse_port or None,
         )
     except OSError as exc:
         reason = exc.strerror or str(exc)
@@ -61,6 +65,22 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         )
 
     await stop.wait()
+    await _stop(hub, server)
+
+
+def _adapter(settings: Settings) -> Adapter:
+    if not settings.redis_url:
+        return LocalAdapter()
+    from clarion.server.adapters.redis import RedisAdapter
+
+    return RedisAdapter(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        node_timeout=settings.node_timeout,
+    )
+
+
+async def _stop(hub: Hub, server: asyncio.Server) -> None:
     logger.info("Stopping: closing %d connection(s)", len(hub.connections))
     server.close()
     await hub.stop()

@@ -51,6 +51,18 @@ class Settings:
     dropped, with the matching occupied or added event, if undone meanwhile."""
     webhook_timeout: int = 10
     """Seconds a webhook receiver has to answer one request."""
+    redis_url: str = ""
+    """``redis://`` or ``rediss://`` URL of the Redis that a cluster shares;
+    empty for one process with in-process state."""
+    redis_prefix: str = "clarion"
+    """Prefix of every Redis key and channel, so deployments can share a Redis."""
+    workers: int = 1
+    """Server processes sharing the port; more than one needs ``redis_url``."""
+    node_timeout: int = 10
+    """Seconds without a heartbeat after which a node counts as dead and its
+    connections leave their channels (at most 30)."""
+    reuse_port: bool = False
+    """Listen with SO_REUSEPORT; set for the processes of ``workers``."""
     webhook_retry_window: int = 360
     """Seconds a webhook is retried for before it moves to the dead-letter store."""
     expose_dev_app: bool = False
@@ -63,6 +75,7 @@ class Settings:
         return any(app.secret == DEV_APP.secret for app in self.apps)
 
     def __repr__(self) -> str:
+        # redis_url may carry a password, so it is left out.
         return (
             f"Settings(host={self.host!r}, port={self.port}, "
             f"apps={[app.id for app in self.apps]})"
@@ -83,6 +96,11 @@ _SERVER_KEYS = {
     "webhook_delay_ms": int,
     "webhook_timeout": int,
     "webhook_retry_window": int,
+    "redis_url": str,
+    "redis_prefix": str,
+    "workers": int,
+    "node_timeout": int,
+    "reuse_port": bool,
     "expose_dev_app": bool,
     "log_level": str,
 }
@@ -318,6 +336,21 @@ def _check(settings: Settings) -> None:
             raise ConfigError(
                 f"Invalid {name} = {getattr(settings, name)}: must be 0 or more"
             )
+    if settings.workers < 1:
+        raise ConfigError(f"Invalid workers = {settings.workers}: must be 1 or more")
+    if settings.workers > 1 and not settings.redis_url:
+        raise ConfigError(
+            f"workers = {settings.workers} needs redis_url (CLARION_REDIS_URL), "
+            "because the processes share their state through Redis"
+        )
+    if settings.redis_url and not settings.redis_url.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        raise ConfigError("Invalid redis_url: expected redis://, rediss:// or unix://")
+    if not 1 <= settings.node_timeout <= 30:
+        raise ConfigError(
+            f"Invalid node_timeout = {settings.node_timeout}: expected 1 to 30 seconds"
+        )
     if settings.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(
             f"Invalid log_level {settings.log_level!r}: "

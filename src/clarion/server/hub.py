@@ -65,6 +65,7 @@ class Hub:
 
     def start(self) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
+        self.adapter.start(self)
         self.webhooks.start()
 
     async def stop(self) -> None:
@@ -298,6 +299,38 @@ class Hub:
                     app.id, channel, request.name, request.data, app.limits.cache_ttl
                 )
                 self.webhooks.cache_filled(app, channel)
+
+    # Events from the cluster
+
+    async def member_left(self, app_id: str, channel: str, user_id: str) -> None:
+        app = self.apps.find_by_id(app_id)
+        if app is None:
+            return
+        removed = messages.member_removed(channel, user_id)
+        await self.adapter.publish(app_id, channel, OutboundMessage(removed))
+        self.webhooks.member_removed(app, channel, user_id)
+
+    def channel_vacated(self, app_id: str, channel: str) -> None:
+        app = self.apps.find_by_id(app_id)
+        if app is not None:
+            self.webhooks.channel_vacated(app, channel)
+
+    async def user_left(self, app_id: str, user_id: str) -> None:
+        app = self.apps.find_by_id(app_id)
+        if app is not None:
+            self.webhooks.user_offline(app, user_id)
+        await self.adapter.broadcast_user_status(app_id, user_id, online=False)
+
+    def user_status(self, app_id: str, user_id: str, online: bool) -> None:
+        self.users.notify_watchers(app_id, user_id, online=online)
+
+    def terminate_user(self, app_id: str, user_id: str) -> None:
+        connections = [c for c in self.connections.values() if c.app.id == app_id]
+        closed = self.users.terminate_here(connections, user_id)
+        if closed:
+            logger.info(
+                "Closed %d connection(s) of user %s of app %s", closed, user_id, app_id
+            )
 
     # Liveness
 

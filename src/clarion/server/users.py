@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from clarion.protocol import messages
@@ -67,8 +68,8 @@ class Users:
                 )
             )
         if first:
-            self._notify_watchers(app, user.id, online=True)
             self.webhooks.user_online(app, user.id)
+            await self.adapter.broadcast_user_status(app.id, user.id, online=True)
         if app.watchlist_events and user.watchlist:
             await self._start_watching(connection)
 
@@ -100,11 +101,12 @@ class Users:
                 if not watchers:
                     del self._watchers[(app.id, watched)]
         if await self.adapter.remove_user(app.id, user.id, connection):
-            self._notify_watchers(app, user.id, online=False)
             self.webhooks.user_offline(app, user.id)
+            await self.adapter.broadcast_user_status(app.id, user.id, online=False)
 
-    def _notify_watchers(self, app: App, user_id: str, *, online: bool) -> None:
-        watchers = self._watchers.get((app.id, user_id))
+    def notify_watchers(self, app_id: str, user_id: str, *, online: bool) -> None:
+        """Send a user's new status to this node's connections that watch it."""
+        watchers = self._watchers.get((app_id, user_id))
         if not watchers:
             return
         if online:
@@ -115,16 +117,18 @@ class Users:
         for watcher in watchers:
             watcher.send(message)
 
-    async def terminate(self, app: App, user_id: str) -> int:
-        """Close every connection signed in as ``user_id`` with 4009; return how
+    async def terminate(self, app: App, user_id: str) -> None:
+        """Close every connection signed in as ``user_id``, on every node, with
+        4009."""
+        logger.info("App %s terminates the connections of user %s", app.id, user_id)
+        await self.adapter.terminate_user(app.id, user_id)
+
+    def terminate_here(self, connections: Iterable[Connection], user_id: str) -> int:
+        """Close those of ``connections`` signed in as ``user_id``; return how
         many there were."""
-        subscribers = await self.adapter.user_subscribers(app.id, user_id)
-        for subscriber in subscribers:
-            subscriber.reject(ErrorCode.UNAUTHORIZED, TERMINATED_MESSAGE)
-        logger.info(
-            "App %s terminated %d connection(s) of user %s",
-            app.id,
-            len(subscribers),
-            user_id,
-        )
-        return len(subscribers)
+        closed = 0
+        for connection in connections:
+            if connection.user is not None and connection.user.id == user_id:
+                connection.reject(ErrorCode.UNAUTHORIZED, TERMINATED_MESSAGE)
+                closed += 1
+        return closed

@@ -15,6 +15,7 @@ from clarion.server.websocket import OutboundMessage
 
 __all__ = [
     "Adapter",
+    "ClusterListener",
     "CachedEvent",
     "ChannelInfo",
     "Subscribed",
@@ -73,6 +74,25 @@ class ChannelInfo:
     """Subscribed connections."""
     user_count: int | None
     """Distinct presence users; ``None`` for other channels."""
+
+
+class ClusterListener(Protocol):
+    """What the adapter tells the hub about other nodes and about dead ones."""
+
+    async def member_left(self, app_id: str, channel: str, user_id: str) -> None:
+        """A dead node's connections were the last of ``user_id`` in ``channel``."""
+
+    def channel_vacated(self, app_id: str, channel: str) -> None:
+        """A dead node's connections were the last subscribers of ``channel``."""
+
+    async def user_left(self, app_id: str, user_id: str) -> None:
+        """A dead node held the last signed-in connection of ``user_id``."""
+
+    def user_status(self, app_id: str, user_id: str, online: bool) -> None:
+        """A user came online or went offline somewhere in the cluster."""
+
+    def terminate_user(self, app_id: str, user_id: str) -> None:
+        """Close this node's connections signed in as ``user_id``."""
 
 
 class Adapter(Protocol):
@@ -142,5 +162,18 @@ class Adapter(Protocol):
 
     async def user_subscribers(self, app_id: str, user_id: str) -> list[Subscriber]:
         """Return the connections signed in as ``user_id``."""
+
+    async def broadcast_user_status(
+        self, app_id: str, user_id: str, online: bool
+    ) -> None:
+        """Tell every node, this one included, that a user came online or left."""
+
+    async def terminate_user(self, app_id: str, user_id: str) -> None:
+        """Have every node, this one included, close the user's connections."""
+
+    # Lifecycle
+
+    def start(self, listener: ClusterListener) -> None:
+        """Start background work; ``listener`` receives events from the cluster."""
 
     async def close(self) -> None: ...

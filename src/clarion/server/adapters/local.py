@@ -11,6 +11,7 @@ from clarion.protocol.presence import Member
 from clarion.server.adapters.base import (
     CachedEvent,
     ChannelInfo,
+    ClusterListener,
     Subscribed,
     Subscriber,
     Unsubscribed,
@@ -41,6 +42,7 @@ class LocalAdapter:
     """Channel state for one process, with no sharing."""
 
     def __init__(self) -> None:
+        self._listener: ClusterListener | None = None
         self._apps: dict[str, dict[str, _Channel]] = {}
         self._cache: dict[tuple[str, str], tuple[str, str, float]] = {}
         self._next_cache_purge = 1024
@@ -91,16 +93,24 @@ class LocalAdapter:
     async def remove_subscription(
         self, app_id: str, channel: str, subscriber: Subscriber
     ) -> Unsubscribed:
+        return self.leave(app_id, channel, subscriber)[0]
+
+    def leave(
+        self, app_id: str, channel: str, subscriber: Subscriber
+    ) -> tuple[Unsubscribed, str | None]:
+        """Remove a subscription; also return the presence user id it had."""
         channels = self._apps.get(app_id)
         state = channels.get(channel) if channels else None
         socket_id = subscriber.socket_id
         if state is None or state.subscribers.pop(socket_id, None) is None:
-            return Unsubscribed(vacated=False, removed_user_id=None)
+            return Unsubscribed(vacated=False, removed_user_id=None), None
 
+        member_id = None
         removed_user_id = None
         if state.members is not None:
             for user_id, user in state.members.items():
                 if socket_id in user.socket_ids:
+                    member_id = user_id
                     user.socket_ids.discard(socket_id)
                     if not user.socket_ids:
                         removed_user_id = user_id
@@ -113,7 +123,25 @@ class LocalAdapter:
             del channels[channel]
             if not channels:
                 del self._apps[app_id]
-        return Unsubscribed(vacated, removed_user_id)
+        return Unsubscribed(vacated, removed_user_id), member_id
+
+    def snapshot(
+        self,
+    ) -> dict[str, dict[str, list[tuple[Subscriber, Member | None]]]]:
+        """Return every local subscription: app id to channel to each subscriber
+        with the presence member it joined as."""
+        result: dict[str, dict[str, list[tuple[Subscriber, Member | None]]]] = {}
+        for app_id, channels in self._apps.items():
+            for channel, state in channels.items():
+                member_of: dict[str, Member] = {}
+                for user_id, user in (state.members or {}).items():
+                    for socket_id in user.socket_ids:
+                        member_of[socket_id] = Member(user_id, user.user_info)
+                result.setdefault(app_id, {})[channel] = [
+                    (subscriber, member_of.get(socket_id))
+                    for socket_id, subscriber in state.subscribers.items()
+                ]
+        return result
 
     async def publish(
         self,
@@ -207,6 +235,19 @@ class LocalAdapter:
 
     async def user_subscribers(self, app_id: str, user_id: str) -> list[Subscriber]:
         return list(self._users.get(app_id, {}).get(user_id, {}).values())
+
+    async def broadcast_user_status(
+        self, app_id: str, user_id: str, online: bool
+    ) -> None:
+        if self._listener is not None:
+            self._listener.user_status(app_id, user_id, online)
+
+    async def terminate_user(self, app_id: str, user_id: str) -> None:
+        if self._listener is not None:
+            self._listener.terminate_user(app_id, user_id)
+
+    def start(self, listener: ClusterListener) -> None:
+        self._listener = listener
 
     async def close(self) -> None:
         self._apps.clear()

@@ -1,0 +1,717 @@
+"""The Redis adapter: channel state shared by every node of a cluster.
+
+Shared state lives in Redis hashes, changed only by Lua scripts so that each
+change is atomic: subscription counts per channel, presence members and their
+connection counts, and signed-in users. Every node also records its own share
+under ``{prefix}:node:{node_id}:*``, so that when a node dies another node can
+subtract exactly that share (per-node ownership). Messages travel over one
+Redis pub/sub channel; the node that publishes delivers to its own
+subscribers directly and ignores its own copy from Redis, so each subscriber
+gets a message exactly once.
+
+While Redis is unreachable the node keeps serving its own connections from its
+local state, logs the outage, and retries with back-off. When Redis answers
+again the node rewrites its share from its local state.
+
+NOTE: the scripts build key names at run time, which standalone Redis and
+replicas allow but Redis Cluster does not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import random
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+
+from redis import asyncio as aioredis
+from redis.exceptions import RedisError
+
+from clarion.protocol.errors import SubscriptionError
+from clarion.protocol.presence import Member
+from clarion.server.adapters.base import (
+    CachedEvent,
+    ChannelInfo,
+    ClusterListener,
+    Subscribed,
+    Subscriber,
+    Unsubscribed,
+)
+from clarion.server.adapters.local import LocalAdapter
+from clarion.server.websocket import OutboundMessage
+
+__all__ = ["RedisAdapter"]
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 2.0
+"""Seconds between two heartbeats of a node, and between two checks for dead nodes."""
+
+_SEPARATOR = "\n"
+"""Joins fields in hash keys and bus messages; no app id, channel name, user id
+or JSON text that Clarion sends contains a raw newline."""
+
+_SUBSCRIBE = """
+local user = ARGV[3]
+local added = 0
+if user ~= '' then
+  if not redis.call('HGET', KEYS[4], user) then
+    if redis.call('HLEN', KEYS[3]) >= tonumber(ARGV[5]) then
+      return {-1}
+    end
+    redis.call('HSET', KEYS[3], user, ARGV[4])
+    added = 1
+  end
+  redis.call('HINCRBY', KEYS[4], user, 1)
+  redis.call('HINCRBY', KEYS[5], ARGV[6], 1)
+end
+local total = redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+local roster = {}
+if user ~= '' then
+  roster = redis.call('HGETALL', KEYS[3])
+end
+local occupied = 0
+if total == 1 then occupied = 1 end
+return {occupied, added, roster}
+"""
+
+_UNSUBSCRIBE = """
+local own = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+if own <= 0 then
+  return {0, 0}
+end
+if own == 1 then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+else
+  redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
+end
+local vacated = 0
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  vacated = 1
+end
+local removed = 0
+local user = ARGV[3]
+if user ~= '' then
+  if redis.call('HINCRBY', KEYS[5], ARGV[4], -1) <= 0 then
+    redis.call('HDEL', KEYS[5], ARGV[4])
+  end
+  if redis.call('HINCRBY', KEYS[4], user, -1) <= 0 then
+    redis.call('HDEL', KEYS[4], user)
+    redis.call('HDEL', KEYS[3], user)
+    removed = 1
+  end
+end
+return {vacated, removed}
+"""
+
+_ADD_USER = """
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then
+  return 1
+end
+return 0
+"""
+
+_REMOVE_USER = """
+local own = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
+if own <= 0 then
+  return 0
+end
+if own == 1 then
+  redis.call('HDEL', KEYS[2], ARGV[2])
+else
+  redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
+end
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+# Subtract a node's whole share of the shared state. Unless ARGV[3] is 'force',
+# only a node whose last heartbeat is older than ARGV[2] is removed, and only
+# by the one caller whose ZREM succeeds, so each dead node is cleaned up once.
+# Returns the channels left empty, the presence members who left, and the
+# users left with no connection, each as flat lists of fields.
+_REMOVE_NODE = """
+local prefix = ARGV[4]
+if ARGV[3] ~= 'force' then
+  local score = redis.call('ZSCORE', KEYS[4], ARGV[1])
+  if (not score) or tonumber(score) >= tonumber(ARGV[2]) then
+    return {{}, {}, {}}
+  end
+  if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then
+    return {{}, {}, {}}
+  end
+else
+  redis.call('ZREM', KEYS[4], ARGV[1])
+end
+local function split(text)
+  local parts = {}
+  for part in string.gmatch(text, '([^\\n]+)') do
+    table.insert(parts, part)
+  end
+  return parts
+end
+local vacated, removed, offline = {}, {}, {}
+local subscriptions = redis.call('HGETALL', KEYS[1])
+for i = 1, #subscriptions, 2 do
+  local parts = split(subscriptions[i])
+  local key = prefix .. ':' .. parts[1] .. ':channels'
+  if redis.call('HINCRBY', key, parts[2], -tonumber(subscriptions[i + 1])) <= 0 then
+    redis.call('HDEL', key, parts[2])
+    table.insert(vacated, subscriptions[i])
+  end
+end
+local members = redis.call('HGETALL', KEYS[2])
+for i = 1, #members, 2 do
+  local parts = split(members[i])
+  local counts = prefix .. ':' .. parts[1] .. ':member-connections:' .. parts[2]
+  if redis.call('HINCRBY', counts, parts[3], -tonumber(members[i + 1])) <= 0 then
+    redis.call('HDEL', counts, parts[3])
+    redis.call('HDEL', prefix .. ':' .. parts[1] .. ':members:' .. parts[2], parts[3])
+    table.insert(removed, members[i])
+  end
+end
+local users = redis.call('HGETALL', KEYS[3])
+for i = 1, #users, 2 do
+  local parts = split(users[i])
+  local key = prefix .. ':' .. parts[1] .. ':users'
+  if redis.call('HINCRBY', key, parts[2], -tonumber(users[i + 1])) <= 0 then
+    redis.call('HDEL', key, parts[2])
+    table.insert(offline, users[i])
+  end
+end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+return {vacated, removed, offline}
+"""
+
+
+class RedisAdapter:
+    """Channel state shared through Redis by every node of a cluster.
+
+    Reads (counts, channel lists, rosters, users) come from Redis and agree on
+    every node. While Redis is unreachable they come from this node's own
+    connections only, which the server logs as a warning.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "clarion",
+        node_timeout: float = 10.0,
+        node_id: str | None = None,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.node_timeout = node_timeout
+        self.node_id = node_id or uuid.uuid4().hex[:12]
+        self.local = LocalAdapter()
+        self._redis = aioredis.from_url(url, decode_responses=True)
+        self._subscribe = self._redis.register_script(_SUBSCRIBE)
+        self._unsubscribe = self._redis.register_script(_UNSUBSCRIBE)
+        self._add_user = self._redis.register_script(_ADD_USER)
+        self._remove_user = self._redis.register_script(_REMOVE_USER)
+        self._remove_node = self._redis.register_script(_REMOVE_NODE)
+        self._listener: ClusterListener | None = None
+        self._healthy = False
+        self._resync_needed = True
+        self._tasks: list[asyncio.Task[None]] = []
+        self._local_users: dict[tuple[str, str], dict[str, Subscriber]] = {}
+        self._jitter = random.Random()
+
+    def __repr__(self) -> str:
+        return f"RedisAdapter(node_id={self.node_id!r}, prefix={self.prefix!r})"
+
+    # Keys
+
+    def _channels_key(self, app_id: str) -> str:
+        return f"{self.prefix}:{app_id}:channels"
+
+    def _members_key(self, app_id: str, channel: str) -> str:
+        return f"{self.prefix}:{app_id}:members:{channel}"
+
+    def _member_connections_key(self, app_id: str, channel: str) -> str:
+        return f"{self.prefix}:{app_id}:member-connections:{channel}"
+
+    def _users_key(self, app_id: str) -> str:
+        return f"{self.prefix}:{app_id}:users"
+
+    def _cache_key(self, app_id: str, channel: str) -> str:
+        return f"{self.prefix}:{app_id}:cache:{channel}"
+
+    def _node_key(self, node_id: str, kind: str) -> str:
+        return f"{self.prefix}:node:{node_id}:{kind}"
+
+    @property
+    def _nodes_key(self) -> str:
+        return f"{self.prefix}:nodes"
+
+    @property
+    def _bus(self) -> str:
+        return f"{self.prefix}:bus"
+
+    # Lifecycle
+
+    def start(self, listener: ClusterListener) -> None:
+        """Start the heartbeat, dead-node checks and the message listener."""
+        self._listener = listener
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._maintain()),
+            loop.create_task(self._listen()),
+        ]
+        logger.info(
+            "Redis adapter started: node %s, prefix %s, node timeout %g s",
+            self.node_id,
+            self.prefix,
+            self.node_timeout,
+        )
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):
+                pass
+        try:
+            await self._remove_node(
+                keys=self._node_keys(self.node_id),
+                args=[self.node_id, 0, "force", self.prefix],
+            )
+        except RedisError as exc:
+            logger.warning("Could not remove node %s from Redis: %s", self.node_id, exc)
+        await self.local.close()
+        await self._redis.aclose()
+
+    def _node_keys(self, node_id: str) -> list[str]:
+        return [
+            self._node_key(node_id, "subscriptions"),
+            self._node_key(node_id, "members"),
+            self._node_key(node_id, "users"),
+            self._nodes_key,
+        ]
+
+    async def _maintain(self) -> None:
+        """Beat, remove dead nodes, and rewrite this node's share after an outage."""
+        failures = 0
+        while True:
+            try:
+                await self._redis.zadd(self._nodes_key, {self.node_id: time.time()})
+                if self._resync_needed:
+                    await self._resync()
+                if not self._healthy:
+                    logger.info("Redis at %s is reachable", _safe_url(self.url))
+                self._healthy = True
+                failures = 0
+                await self._remove_dead_nodes()
+                delay = HEARTBEAT_INTERVAL
+            except RedisError as exc:
+                failures += 1
+                self._mark_unhealthy(exc)
+                delay = min(30.0, HEARTBEAT_INTERVAL * 2 ** min(failures - 1, 4))
+                delay *= self._jitter.uniform(0.5, 1.0)
+                logger.warning(
+                    "Redis unreachable (attempt %d): %s; retrying in %.1f s",
+                    failures,
+                    exc,
+                    delay,
+                )
+            await asyncio.sleep(delay)
+
+    def _mark_unhealthy(self, exc: Exception) -> None:
+        if self._healthy:
+            logger.warning(
+                "Lost Redis at %s (%s): serving local connections only",
+                _safe_url(self.url),
+                exc,
+            )
+        self._healthy = False
+        self._resync_needed = True
+
+    async def _resync(self) -> None:
+        """Replace this node's share in Redis with what its connections hold now."""
+        await self._remove_node(
+            keys=self._node_keys(self.node_id),
+            args=[self.node_id, 0, "force", self.prefix],
+        )
+        await self._redis.zadd(self._nodes_key, {self.node_id: time.time()})
+        restored = 0
+        for app_id, channels in self.local.snapshot().items():
+            for channel, subscribers in channels.items():
+                for _subscriber, member in subscribers:
+                    await self._run_subscribe(app_id, channel, member, 2**31)
+                    restored += 1
+        for (app_id, user_id), connections in self._local_users.items():
+            for _ in connections:
+                await self._run_add_user(app_id, user_id)
+        self._resync_needed = False
+        logger.info(
+            "Node %s wrote its %d subscription(s) and %d user(s) to Redis",
+            self.node_id,
+            restored,
+            len(self._local_users),
+        )
+
+    async def _remove_dead_nodes(self) -> None:
+        cutoff = time.time() - self.node_timeout
+        dead = await self._redis.zrangebyscore(self._nodes_key, "-inf", cutoff)
+        for node_id in map(str, dead):
+            if node_id == self.node_id:
+                continue
+            vacated, removed, offline = await self._remove_node(
+                keys=self._node_keys(node_id),
+                args=[node_id, cutoff, "", self.prefix],
+            )
+            if vacated or removed or offline:
+                logger.warning(
+                    "Removed dead node %s: %d channel(s) vacated, %d member(s) and "
+                    "%d user(s) gone",
+                    node_id,
+                    len(vacated),
+                    len(removed),
+                    len(offline),
+                )
+            await self._announce_departures(removed, vacated, offline)
+
+    async def _announce_departures(
+        self, removed: list[str], vacated: list[str], offline: list[str]
+    ) -> None:
+        listener = self._listener
+        if listener is None:
+            return
+        for field in removed:
+            app_id, channel, user_id = field.split(_SEPARATOR)
+            await listener.member_left(app_id, channel, user_id)
+        for field in vacated:
+            app_id, channel = field.split(_SEPARATOR)
+            listener.channel_vacated(app_id, channel)
+        for field in offline:
+            app_id, user_id = field.split(_SEPARATOR)
+            await listener.user_left(app_id, user_id)
+
+    # Messages between nodes
+
+    async def _listen(self) -> None:
+        failures = 0
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._bus)
+                failures = 0
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        await self._receive(message["data"])
+            except RedisError as exc:
+                failures += 1
+                self._mark_unhealthy(exc)
+                delay = min(30.0, 0.5 * 2 ** min(failures - 1, 6))
+                logger.warning(
+                    "Redis message listener lost its connection (attempt %d): %s; "
+                    "resubscribing in %.1f s",
+                    failures,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay * self._jitter.uniform(0.5, 1.0))
+            finally:
+                try:
+                    await pubsub.aclose()
+                except RedisError:
+                    pass
+
+    async def _receive(self, raw: str) -> None:
+        kind, origin, body = raw.split(_SEPARATOR, 2)
+        if origin == self.node_id:
+            return
+        try:
+            if kind == "m":
+                app_id, channel, except_socket_id, text = body.split(_SEPARATOR, 3)
+                await self.local.publish(
+                    app_id, channel, OutboundMessage(text), except_socket_id or None
+                )
+            elif kind == "u" and self._listener is not None:
+                app_id, user_id, status = body.split(_SEPARATOR)
+                self._listener.user_status(app_id, user_id, status == "online")
+            elif kind == "t" and self._listener is not None:
+                app_id, user_id = body.split(_SEPARATOR)
+                self._listener.terminate_user(app_id, user_id)
+        except ValueError:
+            logger.error("Ignored a malformed cluster message of kind %r", kind)
+
+    async def _broadcast(self, kind: str, *fields: str) -> None:
+        payload = _SEPARATOR.join((kind, self.node_id, *fields))
+        try:
+            await self._redis.publish(self._bus, payload)
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            logger.warning(
+                "Could not send a %s message to other nodes: Redis unreachable", kind
+            )
+
+    # Subscriptions
+
+    async def add_subscription(
+        self,
+        app_id: str,
+        channel: str,
+        subscriber: Subscriber,
+        member: Member | None,
+        max_members: int,
+    ) -> Subscribed:
+        if not self._healthy:
+            self._resync_needed = True
+            return await self.local.add_subscription(
+                app_id, channel, subscriber, member, max_members
+            )
+        try:
+            occupied, added, roster = await self._run_subscribe(
+                app_id, channel, member, max_members
+            )
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            return await self.local.add_subscription(
+                app_id, channel, subscriber, member, max_members
+            )
+        await self.local.add_subscription(app_id, channel, subscriber, member, 2**31)
+        return Subscribed(bool(occupied), bool(added), roster)
+
+    async def _run_subscribe(
+        self, app_id: str, channel: str, member: Member | None, max_members: int
+    ) -> tuple[int, int, dict[str, object] | None]:
+        user_id = member.user_id if member is not None else ""
+        info = json.dumps(member.user_info) if member is not None else ""
+        result = await self._subscribe(
+            keys=[
+                self._channels_key(app_id),
+                self._node_key(self.node_id, "subscriptions"),
+                self._members_key(app_id, channel),
+                self._member_connections_key(app_id, channel),
+                self._node_key(self.node_id, "members"),
+            ],
+            args=[
+                channel,
+                f"{app_id}{_SEPARATOR}{channel}",
+                user_id,
+                info,
+                max_members,
+                f"{app_id}{_SEPARATOR}{channel}{_SEPARATOR}{user_id}",
+            ],
+        )
+        if result[0] == -1:
+            raise SubscriptionError(
+                "LimitReached",
+                f"Presence channel {channel} already has the maximum of "
+                f"{max_members} members",
+                4100,
+            )
+        roster = None
+        if member is not None:
+            flat = result[2]
+            roster = {flat[i]: json.loads(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return int(result[0]), int(result[1]), roster
+
+    async def remove_subscription(
+        self, app_id: str, channel: str, subscriber: Subscriber
+    ) -> Unsubscribed:
+        local, member_id = self.local.leave(app_id, channel, subscriber)
+        if not self._healthy:
+            self._resync_needed = True
+            return local
+        user_id = member_id or ""
+        try:
+            vacated, removed = await self._unsubscribe(
+                keys=[
+                    self._channels_key(app_id),
+                    self._node_key(self.node_id, "subscriptions"),
+                    self._members_key(app_id, channel),
+                    self._member_connections_key(app_id, channel),
+                    self._node_key(self.node_id, "members"),
+                ],
+                args=[
+                    channel,
+                    f"{app_id}{_SEPARATOR}{channel}",
+                    user_id,
+                    f"{app_id}{_SEPARATOR}{channel}{_SEPARATOR}{user_id}",
+                ],
+            )
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            return local
+        return Unsubscribed(bool(vacated), user_id if removed else None)
+
+    async def publish(
+        self,
+        app_id: str,
+        channel: str,
+        message: OutboundMessage,
+        except_socket_id: str | None = None,
+    ) -> None:
+        await self.local.publish(app_id, channel, message, except_socket_id)
+        await self._broadcast(
+            "m", app_id, channel, except_socket_id or "", message.text
+        )
+
+    # Reads
+
+    async def channel_info(self, app_id: str, channel: str) -> ChannelInfo:
+        try:
+            count = await self._redis.hget(self._channels_key(app_id), channel)
+            user_count = None
+            if channel.startswith(("presence-", "presence-cache-")):
+                user_count = await self._redis.hlen(self._members_key(app_id, channel))
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            logger.warning("Channel info from local state only: Redis unreachable")
+            return await self.local.channel_info(app_id, channel)
+        return ChannelInfo(int(count or 0), user_count)
+
+    async def channels(
+        self, app_id: str, prefix: str = ""
+    ) -> Mapping[str, ChannelInfo]:
+        try:
+            counts = await self._redis.hgetall(self._channels_key(app_id))
+            result = {}
+            for name, count in ((str(n), c) for n, c in counts.items()):
+                if not name.startswith(prefix) or int(count) <= 0:
+                    continue
+                user_count = None
+                if name.startswith("presence-"):
+                    user_count = await self._redis.hlen(self._members_key(app_id, name))
+                result[name] = ChannelInfo(int(count), user_count)
+            return result
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            logger.warning("Channel list from local state only: Redis unreachable")
+            return await self.local.channels(app_id, prefix)
+
+    async def members(self, app_id: str, channel: str) -> Mapping[str, object]:
+        try:
+            raw = await self._redis.hgetall(self._members_key(app_id, channel))
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            logger.warning("Presence members from local state only: Redis unreachable")
+            return await self.local.members(app_id, channel)
+        return {str(user_id): json.loads(info) for user_id, info in raw.items()}
+
+    # Cache channels
+
+    async def set_cache(
+        self, app_id: str, channel: str, event: str, data: str, ttl: int
+    ) -> None:
+        await self.local.set_cache(app_id, channel, event, data, ttl)
+        try:
+            await self._redis.set(
+                self._cache_key(app_id, channel), json.dumps([event, data]), ex=ttl
+            )
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+
+    async def get_cache(self, app_id: str, channel: str) -> CachedEvent | None:
+        key = self._cache_key(app_id, channel)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.get(key)
+                pipe.pttl(key)
+                raw, remaining = await pipe.execute()
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            return await self.local.get_cache(app_id, channel)
+        if raw is None or remaining <= 0:
+            return None
+        event, data = json.loads(raw)
+        return CachedEvent(event, data, math.ceil(remaining / 1000))
+
+    # Signed-in users
+
+    async def add_user(self, app_id: str, user_id: str, subscriber: Subscriber) -> bool:
+        connections = self._local_users.setdefault((app_id, user_id), {})
+        first_here = not connections
+        connections[subscriber.socket_id] = subscriber
+        if not self._healthy:
+            self._resync_needed = True
+            return first_here
+        try:
+            return await self._run_add_user(app_id, user_id)
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            return first_here
+
+    async def _run_add_user(self, app_id: str, user_id: str) -> bool:
+        first = await self._add_user(
+            keys=[self._users_key(app_id), self._node_key(self.node_id, "users")],
+            args=[user_id, f"{app_id}{_SEPARATOR}{user_id}"],
+        )
+        return bool(first)
+
+    async def remove_user(
+        self, app_id: str, user_id: str, subscriber: Subscriber
+    ) -> bool:
+        connections = self._local_users.get((app_id, user_id), {})
+        if connections.pop(subscriber.socket_id, None) is None:
+            return False
+        last_here = not connections
+        if last_here:
+            del self._local_users[(app_id, user_id)]
+        if not self._healthy:
+            self._resync_needed = True
+            return last_here
+        try:
+            last = await self._remove_user(
+                keys=[self._users_key(app_id), self._node_key(self.node_id, "users")],
+                args=[user_id, f"{app_id}{_SEPARATOR}{user_id}"],
+            )
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            return last_here
+        return bool(last)
+
+    async def online_users(self, app_id: str, user_ids: Iterable[str]) -> set[str]:
+        ids = list(user_ids)
+        if not ids:
+            return set()
+        try:
+            counts = await self._redis.hmget(self._users_key(app_id), ids)
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            return {
+                user_id for user_id in ids if (app_id, user_id) in self._local_users
+            }
+        return {
+            user_id
+            for user_id, count in zip(ids, counts, strict=True)
+            if count and int(count) > 0
+        }
+
+    async def user_subscribers(self, app_id: str, user_id: str) -> list[Subscriber]:
+        return list(self._local_users.get((app_id, user_id), {}).values())
+
+    async def broadcast_user_status(
+        self, app_id: str, user_id: str, online: bool
+    ) -> None:
+        if self._listener is not None:
+            self._listener.user_status(app_id, user_id, online)
+        await self._broadcast("u", app_id, user_id, "online" if online else "offline")
+
+    async def terminate_user(self, app_id: str, user_id: str) -> None:
+        if self._listener is not None:
+            self._listener.terminate_user(app_id, user_id)
+        await self._broadcast("t", app_id, user_id)
+
+
+def _safe_url(url: str) -> str:
+    """Return ``url`` without its password, for logs."""
+    scheme, separator, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    return f"{scheme}{separator}{rest}"
