@@ -10,7 +10,10 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from clarion.server.webhooks import Outbox
 
 __all__ = ["add_parser"]
 
@@ -56,34 +59,42 @@ def _add_location_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir", metavar="DIR", help="the server's data directory (default data)"
     )
+    parser.add_argument(
+        "--redis-url", metavar="URL", help="the cluster's Redis, if webhooks wait there"
+    )
 
 
-def _outbox_path(args: argparse.Namespace) -> Path | None:
+def _open_outbox(args: argparse.Namespace) -> Outbox | None:
+    """Open the outbox that the server's settings name: Redis, or the SQLite
+    file of the data directory."""
     from clarion.server.config import ConfigError, load_settings
+    from clarion.server.webhooks import open_outbox
 
     try:
         settings = load_settings(
-            flags={"config": args.config, "data_dir": args.data_dir}, environ=os.environ
+            flags={
+                "config": args.config,
+                "data_dir": args.data_dir,
+                "redis_url": args.redis_url,
+            },
+            environ=os.environ,
         )
     except ConfigError as exc:
         print(f"clarion: {exc}", file=sys.stderr)
         return None
     path = Path(settings.data_dir) / "webhooks.sqlite3"
-    if not path.exists():
+    if not settings.redis_url and not path.exists():
         print(f"clarion: no webhook outbox at {path}", file=sys.stderr)
         return None
-    return path
+    return open_outbox(settings)
 
 
 def list_failed(args: argparse.Namespace) -> int:
-    from clarion.server.webhooks import SQLiteOutbox
-
-    path = _outbox_path(args)
-    if path is None:
+    outbox = _open_outbox(args)
+    if outbox is None:
         return 2
 
     async def read() -> list[Any]:
-        outbox = SQLiteOutbox(path)
         try:
             return await outbox.dead(args.limit)
         finally:
@@ -114,14 +125,11 @@ def list_failed(args: argparse.Namespace) -> int:
 
 
 def replay_failed(args: argparse.Namespace) -> int:
-    from clarion.server.webhooks import SQLiteOutbox
-
-    path = _outbox_path(args)
-    if path is None:
+    outbox = _open_outbox(args)
+    if outbox is None:
         return 2
 
     async def move() -> int:
-        outbox = SQLiteOutbox(path)
         try:
             return await outbox.replay(None if args.all else args.ids, time.time())
         finally:

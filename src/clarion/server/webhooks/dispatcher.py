@@ -16,7 +16,18 @@ from clarion.server.config import Settings
 from clarion.server.webhooks.outbox import Outbox, SQLiteOutbox
 from clarion.server.webhooks.sender import WebhookSender
 
-__all__ = ["Webhooks"]
+__all__ = ["Webhooks", "open_outbox"]
+
+
+def open_outbox(settings: Settings) -> Outbox:
+    """Return the outbox of these settings: in Redis when a cluster shares one,
+    else in the SQLite file ``webhooks.sqlite3`` of the data directory."""
+    if settings.redis_url:
+        from clarion.server.webhooks.redis_outbox import RedisOutbox
+
+        return RedisOutbox(settings.redis_url, settings.redis_prefix)
+    return SQLiteOutbox(Path(settings.data_dir) / "webhooks.sqlite3")
+
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +59,7 @@ class Webhooks:
         self.apps = apps
         self.enabled = any(app.webhooks for app in settings.apps)
         if outbox is None and self.enabled:
-            outbox = SQLiteOutbox(Path(settings.data_dir) / "webhooks.sqlite3")
+            outbox = open_outbox(settings)
         self.outbox = outbox
         self.sender: WebhookSender | None = None
         if outbox is not None:
