@@ -310,6 +310,12 @@ class Hub:
         await self.adapter.publish(app_id, channel, OutboundMessage(removed))
         self.webhooks.member_removed(app, channel, user_id)
 
+    async def member_rejoined(
+        self, app_id: str, channel: str, user_id: str, user_info: object
+    ) -> None:
+        added = messages.member_added(channel, user_id, user_info)
+        await self.adapter.publish(app_id, channel, OutboundMessage(added))
+
     def channel_vacated(self, app_id: str, channel: str) -> None:
         app = self.apps.find_by_id(app_id)
         if app is not None:

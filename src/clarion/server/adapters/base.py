@@ -82,6 +82,11 @@ class ClusterListener(Protocol):
     async def member_left(self, app_id: str, channel: str, user_id: str) -> None:
         """A dead node's connections were the last of ``user_id`` in ``channel``."""
 
+    async def member_rejoined(
+        self, app_id: str, channel: str, user_id: str, user_info: object
+    ) -> None:
+        """A member that other nodes had dropped was written back after an outage."""
+
     def channel_vacated(self, app_id: str, channel: str) -> None:
         """A dead node's connections were the last subscribers of ``channel``."""
 

@@ -350,8 +350,15 @@ class RedisAdapter:
         for app_id, channels in self.local.snapshot().items():
             for channel, subscribers in channels.items():
                 for _subscriber, member in subscribers:
-                    await self._run_subscribe(app_id, channel, member, 2**31)
+                    _, added, _ = await self._run_subscribe(
+                        app_id, channel, member, 2**31
+                    )
                     restored += 1
+                    if added and member is not None and self._listener is not None:
+                        # Other nodes removed this member while Redis was away.
+                        await self._listener.member_rejoined(
+                            app_id, channel, member.user_id, member.user_info
+                        )
         for (app_id, user_id), connections in self._local_users.items():
             for _ in connections:
                 await self._run_add_user(app_id, user_id)
