@@ -23,12 +23,16 @@ EXPECTED_MODULES = {
     "api",
     "apps",
     "auth",
+    "backend",
     "channels",
+    "client_state",
     "errors",
     "handshake",
     "messages",
     "presence",
     "subscriptions",
+    "users",
+    "webhooks",
 }
 
 

@@ -4,6 +4,7 @@ retry schedule."""
 from __future__ import annotations
 
 import hmac
+import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ __all__ = [
     "PUSHER_EVENT_TYPES",
     "WebhookTarget",
     "encode_body",
+    "restamp_body",
     "retry_delay",
     "sign_body",
     "verify_signature",
@@ -61,6 +63,16 @@ class WebhookTarget:
 def encode_body(time_ms: int, events: Sequence[Mapping[str, object]]) -> bytes:
     """Encode a webhook body; ``time_ms`` is when the webhook was created."""
     return dumps({"time_ms": time_ms, "events": list(events)}).encode()
+
+
+def restamp_body(body: bytes, time_ms: int) -> bytes:
+    """Return ``body`` with a new ``time_ms``, for a webhook sent again as new.
+
+    pusher-http-python 3.3 rejects bodies whose ``time_ms`` is more than 300 s
+    from its clock, so a replayed dead letter carries the replay time.
+    """
+    events = json.loads(body)["events"]
+    return encode_body(time_ms, events)
 
 
 def sign_body(secret: str, body: bytes) -> str:

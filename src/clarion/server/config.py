@@ -63,7 +63,7 @@ class Settings:
     connections leave their channels (at most 30)."""
     reuse_port: bool = False
     """Listen with SO_REUSEPORT; set for the processes of ``workers``."""
-    webhook_retry_window: int = 360
+    webhook_retry_window: int = 300
     """Seconds a webhook is retried for before it moves to the dead-letter store."""
     expose_dev_app: bool = False
     """Allow listening beyond loopback while the development app is configured."""

@@ -69,7 +69,8 @@ class Webhooks:
                 request_timeout=settings.webhook_timeout,
                 retry_window=settings.webhook_retry_window,
             )
-        self._batches: dict[tuple[str, str], _Batch] = {}
+        self._batches: dict[tuple[str, int], _Batch] = {}
+        """(app id, index of the webhook table) to the events waiting for it."""
         self._flush_timers: dict[str, asyncio.TimerHandle] = {}
         self._delayed: dict[
             tuple[str, ...], tuple[asyncio.TimerHandle, Callable[[], None]]
@@ -197,11 +198,13 @@ class Webhooks:
         if not app.webhooks or (isinstance(channel, str) and channel.startswith("#")):
             return
         matched = False
-        for target in app.webhooks:
+        for index, target in enumerate(app.webhooks):
             if target.wants(event):
-                batch = self._batches.get((app.id, target.url))
+                # Batches are per table, not per URL: two tables may name one
+                # URL with other filters and headers.
+                batch = self._batches.get((app.id, index))
                 if batch is None:
-                    batch = self._batches[(app.id, target.url)] = _Batch()
+                    batch = self._batches[(app.id, index)] = _Batch()
                 batch.events.append(event)
                 matched = True
         if matched and app.id not in self._flush_timers:
@@ -241,11 +244,18 @@ class Webhooks:
             batch = self._batches.pop(key)
             if app is None or self.outbox is None:
                 continue
-            target = next((t for t in app.webhooks if t.url == key[1]), None)
-            headers = dict(target.headers) if target is not None else {}
+            if key[1] >= len(app.webhooks):
+                continue
+            target = app.webhooks[key[1]]
             body = encode_body(batch.created_ms, batch.events)
             task = asyncio.get_running_loop().create_task(
-                self._store(app_id, key[1], body, headers, batch.created_ms / 1000)
+                self._store(
+                    app_id,
+                    target.url,
+                    body,
+                    dict(target.headers),
+                    batch.created_ms / 1000,
+                )
             )
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)

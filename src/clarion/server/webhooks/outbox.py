@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from clarion.protocol.webhooks import restamp_body
+
 __all__ = ["Delivery", "Outbox", "SQLiteOutbox"]
 
 T = TypeVar("T")
@@ -69,8 +71,8 @@ class Outbox(Protocol):
     async def dead(self, limit: int = 100) -> list[Delivery]: ...
 
     async def replay(self, delivery_ids: Iterable[int] | None, now: float) -> int:
-        """Move dead deliveries (all of them for ``None``) back to the outbox;
-        return how many moved."""
+        """Move dead deliveries (all of them for ``None``) back to the outbox as
+        new webhooks, with ``time_ms`` set to ``now``; return how many moved."""
 
     async def pending_count(self) -> int: ...
 
@@ -217,21 +219,38 @@ class SQLiteOutbox:
 
     async def replay(self, delivery_ids: Iterable[int] | None, now: float) -> int:
         ids = None if delivery_ids is None else list(delivery_ids)
+        time_ms = int(now * 1000)
 
         def move(db: sqlite3.Connection) -> int:
             where, params = ("", ()) if ids is None else _in_clause(ids)
             with db:
                 db.execute("BEGIN IMMEDIATE")
-                moved = db.execute(
+                rows = db.execute(
+                    "SELECT id, app_id, url, body, headers, last_error"
+                    f" FROM webhook_dead{where}",
+                    params,
+                ).fetchall()
+                db.executemany(
                     "INSERT INTO webhook_outbox"
                     " (id, app_id, url, body, headers, created_at, attempts,"
                     " next_attempt_at, last_error)"
-                    " SELECT id, app_id, url, body, headers, ?, 0, ?, last_error"
-                    f" FROM webhook_dead{where}",
-                    (now, now, *params),
-                ).rowcount
+                    " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                    [
+                        (
+                            row[0],
+                            row[1],
+                            row[2],
+                            restamp_body(bytes(row[3]), time_ms),
+                            row[4],
+                            now,
+                            now,
+                            row[5],
+                        )
+                        for row in rows
+                    ],
+                )
                 db.execute(f"DELETE FROM webhook_dead{where}", params)
-            return int(moved)
+            return len(rows)
 
         return await self._run(move)
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 
 from redis import asyncio as aioredis
 
+from clarion.protocol.webhooks import restamp_body
 from clarion.server.webhooks.outbox import Delivery
 
 __all__ = ["RedisOutbox"]
@@ -139,10 +140,15 @@ class RedisOutbox:
         for delivery_id in ids:
             if not await self._redis.zrem(self._dead_key, str(delivery_id)):
                 continue
+            key = self._delivery_key(delivery_id)
+            body = await self._redis.hget(key, "body")
+            if body is None:
+                continue
+            restamped = restamp_body(str(body).encode(), int(now * 1000)).decode()
             async with self._redis.pipeline(transaction=True) as pipe:
                 pipe.hset(
-                    self._delivery_key(delivery_id),
-                    mapping={"attempts": 0, "created_at": repr(now)},
+                    key,
+                    mapping={"attempts": 0, "created_at": repr(now), "body": restamped},
                 )
                 pipe.zadd(self._due_key, {str(delivery_id): now})
                 await pipe.execute()

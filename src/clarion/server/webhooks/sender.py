@@ -18,13 +18,16 @@ __all__ = ["WebhookSender", "post"]
 
 logger = logging.getLogger(__name__)
 
+DEFER_SECONDS = 1.0
+"""Seconds a delivery waits when its URL already has its share in flight."""
 MAX_RESPONSE_BYTES = 64 * 1024
 """Bytes of a receiver's answer that are read; the rest is ignored."""
 
 
 class WebhookSender:
     """Takes due deliveries from the outbox and sends at most ``concurrency`` at
-    a time, so a slow receiver occupies a few slots and never the event loop."""
+    a time, and at most ``per_url_concurrency`` to one URL, so a slow receiver
+    occupies a few slots and never the event loop or the other URLs."""
 
     def __init__(
         self,
@@ -34,12 +37,16 @@ class WebhookSender:
         request_timeout: float,
         retry_window: float,
         concurrency: int = 16,
+        per_url_concurrency: int = 4,
     ) -> None:
         self.outbox = outbox
         self.apps = apps
         self.request_timeout = request_timeout
         self.retry_window = retry_window
         self.concurrency = concurrency
+        self.per_url_concurrency = per_url_concurrency
+        self._per_url: dict[str, int] = {}
+        """Requests in flight per URL."""
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._jitter = random.Random()
@@ -62,16 +69,49 @@ class WebhookSender:
                     logger.exception(
                         "Reading the webhook outbox failed; retrying in 1 s"
                     )
+            started = 0
             for delivery in deliveries:
-                task = asyncio.get_running_loop().create_task(self._attempt(delivery))
-                self._in_flight.add(task)
-                task.add_done_callback(self._finished)
-            if not deliveries:
+                if self._per_url.get(delivery.url, 0) >= self.per_url_concurrency:
+                    await self._defer(delivery)
+                    continue
+                self._start(delivery)
+                started += 1
+            if not started:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), 1.0)
                 except TimeoutError:
                     pass
+
+    def _start(self, delivery: Delivery) -> None:
+        url = delivery.url
+        self._per_url[url] = self._per_url.get(url, 0) + 1
+        task = asyncio.get_running_loop().create_task(self._attempt(delivery))
+        self._in_flight.add(task)
+
+        def finished(task: asyncio.Task[None]) -> None:
+            remaining = self._per_url.get(url, 1) - 1
+            if remaining:
+                self._per_url[url] = remaining
+            else:
+                self._per_url.pop(url, None)
+            self._finished(task)
+
+        task.add_done_callback(finished)
+
+    async def _defer(self, delivery: Delivery) -> None:
+        # The URL already has its share of requests in flight: a slow receiver
+        # must not take every slot from the others. Put the delivery back
+        # without counting an attempt.
+        try:
+            await self.outbox.retry_later(
+                delivery.id,
+                delivery.attempts,
+                time.time() + DEFER_SECONDS,
+                delivery.last_error,
+            )
+        except Exception:
+            logger.exception("Could not put webhook %d back in the outbox", delivery.id)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
