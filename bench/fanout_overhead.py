@@ -25,9 +25,9 @@ from clarion.protocol.apps import App  # noqa: E402
 from clarion.server.adapters import LocalAdapter  # noqa: E402
 from clarion.server.apps import StaticAppRegistry  # noqa: E402
 from clarion.server.config import Settings  # noqa: E402
-from clarion.server.connection import Connection  # noqa: E402
 from clarion.server.hub import Hub  # noqa: E402
 from clarion.server.websocket import OutboundMessage  # noqa: E402
+from clarion.server.websocket_connection import WebSocketConnection  # noqa: E402
 
 
 class StubTransport:
@@ -46,7 +46,7 @@ async def measure(subscribers: int, rounds: int) -> tuple[float, float]:
     transports = []
     for index in range(subscribers):
         transport = StubTransport()
-        connection = Connection(hub, app, f"{index}.1", transport)  # type: ignore[arg-type]
+        connection = WebSocketConnection(hub, app, f"{index}.1", transport)  # type: ignore[arg-type]
         await adapter.add_subscription(app.id, "bench", connection, None, 100)
         transports.append(transport)
     text = '{"event":"bench-event","channel":"bench","data":"' + "x" * 100 + '"}'

@@ -19,6 +19,23 @@ from interop_harness import (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "server_config(text): run the test's `server` with this TOML config text",
+    )
+
+
+@pytest.fixture
+def server(start_server: Callable[..., Any], request: pytest.FixtureRequest) -> Any:
+    """A running server: the default test app, or the config text given by the
+    test's `server_config` marker."""
+    marker = request.node.get_closest_marker("server_config")
+    if marker is None:
+        return start_server()
+    return start_server(marker.args[0])
+
+
 def build_python_sdk(server: Any, **overrides: Any) -> pusher.Pusher:
     """Return a Python SDK client for `server`, with `overrides` applied."""
     arguments: dict[str, Any] = {
@@ -77,8 +94,10 @@ def connect_client(
 
     `user_id` and `user_name` tell the auth endpoint who the client's user
     is (the name defaults to the capitalized id, so "alice" is "Alice").
-    `key` overrides the app key, `auth` the auth endpoints, and `wait=False`
-    returns at once.
+    `auth_params` adds form fields for the auth endpoints (see AuthEndpoint),
+    `custom_user_authenticator=True` signs in through pusher-js's
+    `customHandler` option in place of its built-in request. `key` overrides
+    the app key, `auth` the auth endpoints, and `wait=False` returns at once.
     """
     clients: list[PusherJsClient] = []
     numbers = itertools.count(1)
@@ -89,21 +108,25 @@ def connect_client(
         user_name: str | None = None,
         key: str | None = None,
         auth: AuthEndpoint | None = None,
+        auth_params: dict[str, str] | None = None,
+        custom_user_authenticator: bool = False,
         wait: bool = True,
     ) -> PusherJsClient:
         number = next(numbers)
         name = f"client {number}" + (f" ({user_id})" if user_id else "")
-        auth_params = {}
+        params = {}
         if user_id is not None:
-            auth_params["user_id"] = user_id
-            auth_params["user_name"] = user_name or user_id.capitalize()
+            params["user_id"] = user_id
+            params["user_name"] = user_name or user_id.capitalize()
+        params.update(auth_params or {})
         auth_base_url = (auth or auth_endpoint).base_url
         options = {
             "port": server.port,
             "key": key or server.key,
             "authEndpoint": f"{auth_base_url}/pusher/auth",
             "userAuthEndpoint": f"{auth_base_url}/pusher/user-auth",
-            "authParams": auth_params,
+            "authParams": params,
+            "customUserAuthenticator": custom_user_authenticator,
         }
         client = PusherJsClient(name, options, tmp_path / f"pusher-js-{number}.log")
         clients.append(client)

@@ -3,6 +3,8 @@ processes, and the app's auth endpoints, signed by the Python SDK."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -83,6 +85,7 @@ class PusherJsClient:
         self.log_path = log_path
         self.records: list[Record] = []
         self.socket_id: str | None = None
+        self._exit_requested = False
         self._consumed: set[int] = set()
         self._changed = threading.Condition()
         self._stderr = log_path.open("wb")
@@ -169,18 +172,49 @@ class PusherJsClient:
             lambda r: r["type"] == "members" and r["channel"] == channel,
         )
 
+    def channel_state(self, channel: str) -> Record:
+        """Return pusher-js's `subscribed` and `subscriptionCount` of a channel."""
+        self.send("channel_state", channel=channel)
+        return self.wait_for(
+            f"state of {channel}",
+            lambda r: r["type"] == "channel_state" and r["channel"] == channel,
+        )
+
+    def sign_in(self, user_id: str) -> Record:
+        """Call `pusher.signin()` and return the `pusher:signin_success` frame.
+
+        Wait until pusher-js is also subscribed to `#server-to-user-{user_id}`,
+        so that events sent to the user from then on reach it.
+        """
+        self.send("signin")
+        success = self.wait_for(
+            "pusher:signin_success",
+            lambda r: r["type"] == "message" and r["event"] == "pusher:signin_success",
+        )
+        self.wait_for(
+            f"subscription to #server-to-user-{user_id}",
+            lambda r: (
+                r["type"] == "message"
+                and r["event"] == "pusher_internal:subscription_succeeded"
+                and r.get("channel") == f"#server-to-user-{user_id}"
+            ),
+        )
+        return success
+
     def disconnect(self) -> None:
         """Call `pusher.disconnect()` and wait for the `disconnected` state."""
         self.send("disconnect")
         self.wait_state("disconnected")
 
     def request_exit(self) -> None:
-        """Ask the child to disconnect and exit, without waiting for it."""
-        if self.process.poll() is None:
-            try:
-                self.send("exit")
-            except BrokenPipeError:
-                pass
+        """Ask the child once to disconnect and exit, without waiting for it."""
+        if self._exit_requested or self.process.poll() is not None:
+            return
+        self._exit_requested = True
+        try:
+            self.send("exit")
+        except BrokenPipeError:
+            pass
 
     def close(self) -> None:
         """Ask the child to exit, then stop it by PID if it has not in 5 s."""
@@ -192,8 +226,14 @@ class PusherJsClient:
         stop_process(self.process)
         self._reader.join(timeout=WAIT_TIMEOUT)
         for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
+            if stream is None:
+                continue
+            try:
                 stream.close()
+            except BrokenPipeError:
+                # The child exited with a command still buffered for it. The
+                # stream is closed all the same.
+                pass
         self._stderr.close()
 
     # Waiting and looking
@@ -242,6 +282,41 @@ class PusherJsClient:
             ),
         )
 
+    def wait_user_event(self, event: str) -> Record:
+        """Consume and return the next `pusher.user` event named `event`."""
+        return self.wait_for(
+            f"user event {event!r}",
+            lambda r: r["type"] == "user_event" and r["event"] == event,
+        )
+
+    def wait_watchlist_event(self, event: str) -> Record:
+        """Consume and return the next `pusher.user.watchlist` event `event`."""
+        return self.wait_for(
+            f"watchlist event {event!r}",
+            lambda r: r["type"] == "watchlist_event" and r["event"] == event,
+        )
+
+    def wait_error(self, code: int) -> Record:
+        """Consume and return the next connection `error` with Pusher `code`."""
+        return self.wait_for(
+            f"connection error with code {code}",
+            lambda r: r["type"] == "error" and pusher_error_code(r) == code,
+        )
+
+    def watchlist_events(self) -> list[Record]:
+        """Return every watchlist event received so far, consumed or not."""
+        with self._changed:
+            return [r for r in self.records if r["type"] == "watchlist_event"]
+
+    def messages(self, event: str) -> list[Record]:
+        """Return every protocol frame named `event` received so far."""
+        with self._changed:
+            return [
+                r
+                for r in self.records
+                if r["type"] == "message" and r.get("event") == event
+            ]
+
     def events(self, channel: str, event: str) -> list[Record]:
         """Return every `event` on `channel` received so far, consumed or not."""
         with self._changed:
@@ -283,6 +358,13 @@ class AuthEndpoint:
     fields `user_id` and `user_name` (sent by the client as extra params)
     identify the user. A presence or sign-in request without `user_id` gets
     403, as a real app would reject an anonymous user.
+
+    More form fields shape the sign-in reply:
+      `watchlist`: comma-separated user ids to put in the user data.
+      `user_info_padding`: a count of characters to add to `user_info`.
+      `forge`: `other_user` returns a valid signature of the user's own data
+      next to user data that names the user `admin`. `secret` signs with a
+      wrong secret.
     """
 
     def __init__(self, sdk: pusher.Pusher) -> None:
@@ -330,9 +412,29 @@ class AuthEndpoint:
         if path == "/pusher/user-auth":
             if not user_id:
                 return 403, {"error": "sign-in needs a user_id"}
-            user_data = {"id": user_id, "user_info": user_info}
-            return 200, self.sdk.authenticate_user(form["socket_id"], user_data)
+            return 200, self._sign_in(form, user_id, user_info)
         return 404, {"error": f"no auth endpoint at {path}"}
+
+    def _sign_in(
+        self, form: dict[str, str], user_id: str, user_info: dict[str, Any]
+    ) -> dict[str, Any]:
+        padding = int(form.get("user_info_padding", "0"))
+        if padding:
+            user_info["padding"] = "x" * padding
+        user_data: dict[str, Any] = {"id": user_id, "user_info": user_info}
+        if form.get("watchlist"):
+            user_data["watchlist"] = form["watchlist"].split(",")
+        socket_id = form["socket_id"]
+        body = self.sdk.authenticate_user(socket_id, user_data)
+        forge = form.get("forge")
+        if forge == "other_user":
+            body["user_data"] = json.dumps(dict(user_data, id="admin"))
+        elif forge == "secret":
+            key = body["auth"].split(":")[0]
+            signed = f"{socket_id}::user::{body['user_data']}".encode()
+            signature = hmac.new(b"not-the-app-secret", signed, hashlib.sha256)
+            body["auth"] = f"{key}:{signature.hexdigest()}"
+        return body
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         endpoint = self

@@ -23,9 +23,12 @@ from clarion.protocol.handshake import (
     check_app,
     check_protocol_version,
 )
-from clarion.server.connection import WRITE_BUFFER_HIGH_WATER
 from clarion.server.hub import Hub
 from clarion.server.websocket import OP_TEXT, accept_key, encode_close, encode_frame
+from clarion.server.websocket_connection import (
+    WRITE_BUFFER_HIGH_WATER,
+    WebSocketConnection,
+)
 
 __all__ = ["HttpProtocol", "Request", "RequestHandler", "Response", "error_response"]
 
@@ -368,7 +371,13 @@ class HttpProtocol(asyncio.Protocol):
             app_key = app_key_from_path(request.path)
             app = check_app(self.hub.apps.find_by_key(app_key), app_key)
             check_protocol_version(request.params.get("protocol"))
-            connection = self.hub.open_connection(app, self.transport)
+            transport = self.transport
+            connection = self.hub.open_connection(
+                app,
+                lambda socket_id: WebSocketConnection(
+                    self.hub, app, socket_id, transport
+                ),
+            )
         except ConnectionRejected as exc:
             logger.info(
                 "WebSocket from %s to %s rejected with %d: %s",

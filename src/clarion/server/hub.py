@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 from clarion.protocol import messages
 from clarion.protocol.api import EventRequest
@@ -35,6 +35,8 @@ from clarion.server.websocket import OutboundMessage
 __all__ = ["Hub"]
 
 logger = logging.getLogger(__name__)
+
+ConnectionT = TypeVar("ConnectionT", bound=Connection)
 
 
 class Hub:
@@ -103,8 +105,13 @@ class Hub:
 
     # Connections
 
-    def open_connection(self, app: App, transport: asyncio.Transport) -> Connection:
-        """Admit a WebSocket peer whose app and protocol version passed the checks.
+    def open_connection(
+        self, app: App, create: Callable[[str], ConnectionT]
+    ) -> ConnectionT:
+        """Admit a peer whose app and protocol version passed the checks.
+
+        ``create`` builds the transport's connection object for a new
+        ``socket_id``; the hub then sends it ``pusher:connection_established``.
 
         Raises:
             ConnectionRejected: 4004 when the app is at its connection quota.
@@ -113,7 +120,7 @@ class Hub:
         socket_id = new_socket_id()
         while socket_id in self.connections:
             socket_id = new_socket_id()
-        connection = Connection(self, app, socket_id, transport)
+        connection = create(socket_id)
         self.connections[socket_id] = connection
         self._connections_per_app[app.id] = self._connections_per_app.get(app.id, 0) + 1
         connection.send_text(

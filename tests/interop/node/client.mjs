@@ -1,20 +1,25 @@
 // Drive one pusher-js client for the interop tests.
 //
 // Usage: node client.mjs '<options JSON>'
-//   options: {port, key, authEndpoint, userAuthEndpoint, authParams}
+//   options: {port, key, authEndpoint, userAuthEndpoint, authParams,
+//             customUserAuthenticator?}
 //   authParams are sent as extra form fields to both auth endpoints, so the
 //   test's endpoint can tell which user this client is.
+//   customUserAuthenticator: true replaces pusher-js's built-in user
+//   authentication request with a `userAuthentication.customHandler` that
+//   posts the same form with fetch() and reports each call.
 //
 // stdin: one JSON command per line, {"op": ..., ...}:
 //   subscribe {channel, bind?: [event names whose metadata to report]}
 //   unsubscribe {channel}
 //   trigger {channel, event, data}   (client event)
 //   members {channel}                (presence roster snapshot)
+//   channel_state {channel}          (subscribed, subscriptionCount)
 //   signin {}
 //   disconnect {}
 //   exit {}
 // stdout: one JSON record per line, for every state change, connection error,
-// protocol frame, channel event, user event and command result.
+// protocol frame, channel event, user event, watchlist event and command result.
 //
 // pusher-js is only ever pointed at 127.0.0.1 on the given port.
 
@@ -67,6 +72,34 @@ function eventData(channel, eventName, data) {
 
 Pusher.log = (message) => process.stderr.write(`pusher-js: ${message}\n`);
 
+// A user authenticator of the app's own, passed as pusher-js's `customHandler`
+// option. It posts the socket id and authParams to the user auth endpoint and
+// passes the endpoint's JSON reply to pusher-js.
+async function authenticateUser({ socketId }, callback) {
+  emit({ type: 'user_authenticator_called', socket_id: socketId });
+  try {
+    const form = new URLSearchParams({ socket_id: socketId, ...options.authParams });
+    const response = await fetch(options.userAuthEndpoint, { method: 'POST', body: form });
+    const body = await response.json();
+    if (!response.ok) {
+      throw new Error(
+        `user auth endpoint failed with status ${response.status}: ${JSON.stringify(body)}`,
+      );
+    }
+    callback(null, body);
+  } catch (error) {
+    callback(error, null);
+  }
+}
+
+const userAuthentication = options.customUserAuthenticator
+  ? { customHandler: authenticateUser }
+  : {
+      endpoint: options.userAuthEndpoint,
+      transport: 'ajax',
+      params: options.authParams ?? {},
+    };
+
 const pusher = new Pusher(options.key, {
   cluster: 'mt1',
   wsHost: '127.0.0.1',
@@ -79,11 +112,7 @@ const pusher = new Pusher(options.key, {
     transport: 'ajax',
     params: options.authParams ?? {},
   },
-  userAuthentication: {
-    endpoint: options.userAuthEndpoint,
-    transport: 'ajax',
-    params: options.authParams ?? {},
-  },
+  userAuthentication,
 });
 
 pusher.connection.bind('state_change', ({ previous, current }) => {
@@ -96,6 +125,9 @@ pusher.connection.bind('state_change', ({ previous, current }) => {
 pusher.connection.bind('error', (error) => emit({ type: 'error', error }));
 pusher.connection.bind('message', (message) => emit({ type: 'message', ...message }));
 pusher.user.bind_global((event, data) => emit({ type: 'user_event', event, data }));
+pusher.user.watchlist.bind_global((event, data) =>
+  emit({ type: 'watchlist_event', event, data }),
+);
 
 function subscribe({ channel: name, bind = [] }) {
   const channel = pusher.subscribe(name);
@@ -122,6 +154,22 @@ function members({ channel: name }) {
   emit({ type: 'members', channel: name, ...membersSnapshot(channel.members) });
 }
 
+// `subscriptionCount` is what pusher-js last stored from a
+// `pusher_internal:subscription_count` event. pusher-js 8.6.0 leaves it
+// undefined before the first one, reported here as null.
+function channelState({ channel: name }) {
+  const channel = pusher.channel(name);
+  if (!channel) {
+    throw new Error(`no channel named ${name} is subscribed`);
+  }
+  emit({
+    type: 'channel_state',
+    channel: name,
+    subscribed: channel.subscribed,
+    subscriptionCount: channel.subscriptionCount ?? null,
+  });
+}
+
 function trigger({ channel: name, event, data }) {
   const channel = pusher.channel(name);
   if (!channel) {
@@ -142,6 +190,7 @@ const commands = {
   unsubscribe: ({ channel }) => pusher.unsubscribe(channel),
   trigger,
   members,
+  channel_state: channelState,
   signin: () => pusher.signin(),
   disconnect: () => pusher.disconnect(),
   exit,
