@@ -12,6 +12,7 @@ from typing import Any
 from clarion.server.adapters import Adapter, LocalAdapter
 from clarion.server.apps import StaticAppRegistry
 from clarion.server.config import Settings
+from clarion.server.fallback import HttpSessions
 from clarion.server.http import HttpProtocol
 from clarion.server.http_api import HttpApi
 from clarion.server.hub import Hub
@@ -29,10 +30,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     """Listen until ``stop`` is set, then close every connection with 4200."""
     hub = Hub(settings, StaticAppRegistry(settings.apps), _adapter(settings))
     api = HttpApi(hub)
+    sessions = HttpSessions(hub, settings.fallback_path)
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(
-            lambda: HttpProtocol(hub, api),
+            lambda: HttpProtocol(hub, api, sessions),
             settings.host,
             settings.port,
             backlog=4096,

@@ -41,6 +41,8 @@ class Settings:
     """Largest HTTP request body accepted; larger ones get 413."""
     http_idle_timeout: int = 30
     """Seconds an HTTP connection may go without completing a request."""
+    fallback_path: str = "/pusher"
+    """Path of pusher-js's HTTP fallback transports (its ``httpPath`` option)."""
     data_dir: str = "data"
     """Directory for the webhook outbox, relative to the working directory
     unless absolute. Nothing is written there unless an app has webhooks."""
@@ -91,6 +93,7 @@ _SERVER_KEYS = {
     "max_frame_bytes": int,
     "max_body_bytes": int,
     "http_idle_timeout": int,
+    "fallback_path": str,
     "data_dir": str,
     "webhook_batch_ms": int,
     "webhook_delay_ms": int,

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections import deque
 from dataclasses import dataclass, field
-from typing import cast
+from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qsl
 
 import httptools
@@ -24,6 +24,9 @@ from clarion.protocol.handshake import (
     check_protocol_version,
 )
 from clarion.server.hub import Hub
+
+if TYPE_CHECKING:
+    from clarion.server.fallback import HttpSessions
 from clarion.server.websocket import OP_TEXT, accept_key, encode_close, encode_frame
 from clarion.server.websocket_connection import (
     WRITE_BUFFER_HIGH_WATER,
@@ -104,9 +107,12 @@ class RequestHandler:
 class HttpProtocol(asyncio.Protocol):
     """An HTTP/1.1 connection; requests are answered in order, keep-alive included."""
 
-    def __init__(self, hub: Hub, handler: RequestHandler) -> None:
+    def __init__(
+        self, hub: Hub, handler: RequestHandler, sessions: HttpSessions | None = None
+    ) -> None:
         self.hub = hub
         self.handler = handler
+        self.sessions = sessions
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = "?"
@@ -292,7 +298,16 @@ class HttpProtocol(asyncio.Protocol):
             while self._pending:
                 request, keep_alive = self._pending.popleft()
                 try:
-                    response = await self.handler.handle(request)
+                    if self.sessions is not None and self.sessions.matches(
+                        request.path
+                    ):
+                        fallback = await self.sessions.handle(request, self)
+                        if fallback is None:
+                            # A stream was written directly and has ended.
+                            return
+                        response = fallback
+                    else:
+                        response = await self.handler.handle(request)
                 except Exception:
                     logger.exception(
                         "Unhandled error while handling %s %s",
