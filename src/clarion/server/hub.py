@@ -28,6 +28,7 @@ from clarion.server.apps import AppRegistry
 from clarion.server.config import Settings
 from clarion.server.connection import Connection
 from clarion.server.counts import SubscriptionCounts
+from clarion.server.monitor import Monitor
 from clarion.server.users import Users
 from clarion.server.webhooks import Webhooks
 from clarion.server.websocket import OutboundMessage
@@ -59,7 +60,9 @@ class Hub:
         self.unflushed: list[Connection] = []
         """Connections with queued frames, written by the next flush."""
         self.flush_scheduled = False
+        self.monitor = Monitor()
         self.webhooks = webhooks or Webhooks(settings, apps)
+        self.webhooks.monitor = self.monitor
         self.users = Users(adapter, self.webhooks)
         self.counts = SubscriptionCounts(adapter, self.spawn, self.webhooks)
 
@@ -127,6 +130,12 @@ class Hub:
             messages.connection_established(socket_id, self.settings.activity_timeout)
         )
         logger.debug("Connection %s opened for app %s", socket_id, app.id)
+        self.monitor.record(
+            app.id,
+            "connection_opened",
+            socket_id=socket_id,
+            transport=type(connection).__name__,
+        )
         return connection
 
     def remove_connection(self, connection: Connection) -> None:
@@ -140,6 +149,7 @@ class Hub:
         else:
             self._connections_per_app.pop(app_id, None)
         logger.debug("Connection %s closed for app %s", connection.socket_id, app_id)
+        self.monitor.record(app_id, "connection_closed", socket_id=connection.socket_id)
         if connection.subscriptions or connection.user is not None:
             self.spawn(self._clean_up(connection))
 
@@ -157,6 +167,14 @@ class Hub:
             await self._dispatch(connection, message)
         except ProtocolError as exc:
             connection.log_error("Rejected message: %s", exc.message)
+            self.monitor.record(
+                connection.app.id,
+                "error",
+                socket_id=connection.socket_id,
+                code=exc.code,
+                message=exc.message,
+                channel=exc.channel,
+            )
             connection.send_text(messages.error(exc.code, exc.message, exc.channel))
         except ConnectionRejected as exc:
             connection.log_error("Closing connection: %s", exc.message)
@@ -207,6 +225,14 @@ class Hub:
             connection.log_error(
                 "Subscription to %s rejected: %s", channel, exc.message
             )
+            self.monitor.record(
+                connection.app.id,
+                "error",
+                socket_id=connection.socket_id,
+                code=exc.status,
+                message=exc.message,
+                channel=channel,
+            )
             connection.send_text(
                 messages.subscription_error(
                     channel, exc.error_type, exc.message, exc.status
@@ -245,6 +271,13 @@ class Hub:
             )
         await self.counts.changed(app, channel)
         logger.debug("Connection %s subscribed to %s", connection.socket_id, channel)
+        self.monitor.record(
+            app.id,
+            "subscribed",
+            socket_id=connection.socket_id,
+            channel=channel,
+            user_id=request.member.user_id if request.member else None,
+        )
 
     async def _send_cached_event(self, connection: Connection, channel: str) -> None:
         cached = await self.adapter.get_cache(connection.app.id, channel)
@@ -274,6 +307,9 @@ class Hub:
         logger.debug(
             "Connection %s unsubscribed from %s", connection.socket_id, channel
         )
+        self.monitor.record(
+            app_id, "unsubscribed", socket_id=connection.socket_id, channel=channel
+        )
 
     # Events
 
@@ -293,6 +329,14 @@ class Hub:
         self.webhooks.client_event(
             app, channel, message.event, data, connection.socket_id, user_id
         )
+        self.monitor.record(
+            app.id,
+            "client_event",
+            socket_id=connection.socket_id,
+            channel=channel,
+            event=message.event,
+            data=data,
+        )
 
     async def publish(self, app: App, request: EventRequest) -> None:
         """Deliver an HTTP API event to each of its channels."""
@@ -300,6 +344,13 @@ class Hub:
             text = messages.channel_event(request.name, channel, request.data)
             await self.adapter.publish(
                 app.id, channel, OutboundMessage(text), request.socket_id
+            )
+            self.monitor.record(
+                app.id,
+                "api_event",
+                channel=channel,
+                event=request.name,
+                data=request.data,
             )
             if is_cache_channel(channel):
                 await self.adapter.set_cache(

@@ -13,6 +13,7 @@ from clarion.protocol.apps import App
 from clarion.protocol.webhooks import encode_body
 from clarion.server.apps import AppRegistry
 from clarion.server.config import Settings
+from clarion.server.monitor import Monitor
 from clarion.server.webhooks.outbox import Outbox, SQLiteOutbox
 from clarion.server.webhooks.sender import WebhookSender
 
@@ -61,6 +62,8 @@ class Webhooks:
         if outbox is None and self.enabled:
             outbox = open_outbox(settings)
         self.outbox = outbox
+        self.monitor: Monitor | None = None
+        """Set by the hub; the sender reports deliveries to it."""
         self.sender: WebhookSender | None = None
         if outbox is not None:
             self.sender = WebhookSender(
@@ -84,6 +87,7 @@ class Webhooks:
 
     def start(self) -> None:
         if self.sender is not None:
+            self.sender.monitor = self.monitor
             self._sender_task = asyncio.get_running_loop().create_task(
                 self.sender.run()
             )

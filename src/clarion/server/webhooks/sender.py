@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from clarion.protocol.webhooks import retry_delay, sign_body
 from clarion.server.apps import AppRegistry
+from clarion.server.monitor import Monitor
 from clarion.server.webhooks.outbox import Delivery, Outbox
 
 __all__ = ["WebhookSender", "post"]
@@ -50,6 +51,7 @@ class WebhookSender:
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._jitter = random.Random()
+        self.monitor: Monitor | None = None
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll."""
@@ -150,6 +152,14 @@ class WebhookSender:
         except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
             error = f"{type(exc).__name__}: {exc}"
 
+        if self.monitor is not None:
+            self.monitor.record(
+                app.id,
+                "webhook_failed" if error else "webhook_sent",
+                url_host=host,
+                attempt=attempt,
+                error=error,
+            )
         if not error:
             await self.outbox.delivered(delivery.id)
             logger.debug(
