@@ -47,6 +47,8 @@ class WebhookSender:
         self.concurrency = concurrency
         self.per_url_concurrency = per_url_concurrency
         self._per_url: dict[str, int] = {}
+        self._claimed: dict[int, Delivery] = {}
+        """Deliveries in flight, by id."""
         """Requests in flight per URL."""
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -88,10 +90,12 @@ class WebhookSender:
     def _start(self, delivery: Delivery) -> None:
         url = delivery.url
         self._per_url[url] = self._per_url.get(url, 0) + 1
+        self._claimed[delivery.id] = delivery
         task = asyncio.get_running_loop().create_task(self._attempt(delivery))
         self._in_flight.add(task)
 
         def finished(task: asyncio.Task[None]) -> None:
+            self._claimed.pop(delivery.id, None)
             remaining = self._per_url.get(url, 1) - 1
             if remaining:
                 self._per_url[url] = remaining
@@ -120,11 +124,24 @@ class WebhookSender:
         self._wake.set()
 
     async def stop(self) -> None:
-        """Cancel deliveries in flight; their leases expire and they are retried."""
+        """Cancel deliveries in flight and release them, so that the next start
+        sends them at once rather than after their lease."""
+        in_flight = dict(self._claimed)
         for task in list(self._in_flight):
             task.cancel()
         if self._in_flight:
             await asyncio.wait(list(self._in_flight), timeout=5)
+        now = time.time()
+        for delivery in in_flight.values():
+            try:
+                await self.outbox.retry_later(
+                    delivery.id, delivery.attempts, now, delivery.last_error
+                )
+            except Exception:
+                logger.exception(
+                    "Could not release webhook %d; it is retried after its lease",
+                    delivery.id,
+                )
 
     async def _attempt(self, delivery: Delivery) -> None:
         attempt = delivery.attempts + 1
@@ -168,8 +185,8 @@ class WebhookSender:
             return
 
         now = time.time()
-        delay = retry_delay(attempt, self._jitter)
-        if now + delay - delivery.created_at > self.retry_window:
+        deadline = delivery.created_at + self.retry_window
+        if now >= deadline:
             logger.warning(
                 "Webhook %d for app %s to %s failed on attempt %d (%s); giving up "
                 "after %.0f s, moved to the dead-letter store",
@@ -182,6 +199,9 @@ class WebhookSender:
             )
             await self.outbox.bury(delivery.id, attempt, error, now)
             return
+        # The last attempt falls at the end of the window, not a back-off step
+        # before it.
+        next_attempt = min(now + retry_delay(attempt, self._jitter), deadline)
         logger.warning(
             "Webhook %d for app %s to %s failed on attempt %d (%s); retrying in %.1f s",
             delivery.id,
@@ -189,9 +209,10 @@ class WebhookSender:
             host,
             attempt,
             error,
-            delay,
+            next_attempt - now,
         )
-        await self.outbox.retry_later(delivery.id, attempt, now + delay, error)
+        await self.outbox.retry_later(delivery.id, attempt, next_attempt, error)
+        self.wake()
 
 
 async def post(url: str, headers: Mapping[str, str], body: bytes) -> int:
