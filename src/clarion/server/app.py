@@ -12,6 +12,7 @@ from typing import Any
 from clarion.server.adapters import Adapter, LocalAdapter
 from clarion.server.apps import StaticAppRegistry
 from clarion.server.config import Settings
+from clarion.server.console import Console
 from clarion.server.fallback import HttpSessions
 from clarion.server.http import HttpProtocol
 from clarion.server.http_api import HttpApi
@@ -31,10 +32,11 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     hub = Hub(settings, StaticAppRegistry(settings.apps), _adapter(settings))
     api = HttpApi(hub)
     sessions = HttpSessions(hub, settings.fallback_path)
+    console = Console(hub) if settings.console_token else None
     loop = asyncio.get_running_loop()
     try:
         server = await loop.create_server(
-            lambda: HttpProtocol(hub, api, sessions),
+            lambda: HttpProtocol(hub, api, sessions, console),
             settings.host,
             settings.port,
             backlog=4096,
@@ -47,6 +49,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             "Stop the program that uses it, or choose another --port."
         ) from exc
     hub.start()
+    if console is not None:
+        console.start()
     ports = sorted({sock.getsockname()[1] for sock in server.sockets})
     logger.info(
         "Listening on %s port %s (WebSocket /app/{key}, HTTP API /apps/{app_id})",
@@ -67,6 +71,8 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         )
 
     await stop.wait()
+    if console is not None:
+        await console.stop()
     await _stop(hub, server)
 
 

@@ -19,6 +19,8 @@ DEV_APP = App(id="1", key="app-key", secret="app-secret", client_events=True)
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+MIN_CONSOLE_TOKEN = 16
+"""Characters a console token needs at least, so guessing it is impractical."""
 
 
 class ConfigError(Exception):
@@ -69,6 +71,10 @@ class Settings:
     """Seconds a webhook is retried for before it moves to the dead-letter store."""
     expose_dev_app: bool = False
     """Allow listening beyond loopback while the development app is configured."""
+    console_token: str = ""
+    """Admin token of the web debug console; empty turns the console off."""
+    console_path: str = "/console"
+    """Path under which the debug console is served."""
     log_level: str = "INFO"
 
     @property
@@ -77,7 +83,8 @@ class Settings:
         return any(app.secret == DEV_APP.secret for app in self.apps)
 
     def __repr__(self) -> str:
-        # redis_url may carry a password, so it is left out.
+        # redis_url may carry a password and console_token is one, so both are
+        # left out.
         return (
             f"Settings(host={self.host!r}, port={self.port}, "
             f"apps={[app.id for app in self.apps]})"
@@ -105,6 +112,8 @@ _SERVER_KEYS = {
     "node_timeout": int,
     "reuse_port": bool,
     "expose_dev_app": bool,
+    "console_token": str,
+    "console_path": str,
     "log_level": str,
 }
 
@@ -353,6 +362,21 @@ def _check(settings: Settings) -> None:
     if not 1 <= settings.node_timeout <= 30:
         raise ConfigError(
             f"Invalid node_timeout = {settings.node_timeout}: expected 1 to 30 seconds"
+        )
+    if settings.console_token and len(settings.console_token) < MIN_CONSOLE_TOKEN:
+        raise ConfigError(
+            f"Invalid console_token: use at least {MIN_CONSOLE_TOKEN} characters, "
+            "for example the output of `openssl rand -hex 24`"
+        )
+    path = settings.console_path
+    if not path.startswith("/") or path == "/" or path.endswith("/") or " " in path:
+        raise ConfigError(
+            f"Invalid console_path {path!r}: expected an absolute path such as "
+            "/console, without a trailing slash"
+        )
+    if path.rstrip("/") in (settings.fallback_path.rstrip("/"), "/app", "/apps"):
+        raise ConfigError(
+            f"Invalid console_path {path!r}: it is already used by the Pusher endpoints"
         )
     if settings.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(

@@ -26,6 +26,7 @@ from clarion.protocol.handshake import (
 from clarion.server.hub import Hub
 
 if TYPE_CHECKING:
+    from clarion.server.console import Console
     from clarion.server.fallback import HttpSessions
 from clarion.server.websocket import OP_TEXT, accept_key, encode_close, encode_frame
 from clarion.server.websocket_connection import (
@@ -50,6 +51,7 @@ _STATUS_TEXT = {
     101: "Switching Protocols",
     200: "OK",
     204: "No Content",
+    303: "See Other",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
@@ -108,11 +110,16 @@ class HttpProtocol(asyncio.Protocol):
     """An HTTP/1.1 connection; requests are answered in order, keep-alive included."""
 
     def __init__(
-        self, hub: Hub, handler: RequestHandler, sessions: HttpSessions | None = None
+        self,
+        hub: Hub,
+        handler: RequestHandler,
+        sessions: HttpSessions | None = None,
+        console: Console | None = None,
     ) -> None:
         self.hub = hub
         self.handler = handler
         self.sessions = sessions
+        self.console = console
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = "?"
@@ -306,6 +313,14 @@ class HttpProtocol(asyncio.Protocol):
                             # A stream was written directly and has ended.
                             return
                         response = fallback
+                    elif self.console is not None and self.console.matches(
+                        request.path
+                    ):
+                        page = await self.console.handle(request, self)
+                        if page is None:
+                            # The live log stream was written directly and has ended.
+                            return
+                        response = page
                     else:
                         response = await self.handler.handle(request)
                 except Exception:

@@ -138,6 +138,10 @@ class Hub:
         )
         return connection
 
+    def connection_count(self, app_id: str) -> int:
+        """Return how many connections of ``app_id`` this process holds open."""
+        return self._connections_per_app.get(app_id, 0)
+
     def remove_connection(self, connection: Connection) -> None:
         """Forget a closed connection and leave each of its channels."""
         if self.connections.pop(connection.socket_id, None) is None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,8 @@ class MonitorEvent:
     ``webhook_failed`` or ``error``."""
     detail: dict[str, Any]
     time: float = field(default_factory=time.time)
+    node: str = ""
+    """The cluster node that recorded the event; empty for this process."""
 
 
 class _Watcher:
@@ -50,6 +53,10 @@ class Monitor:
     def __init__(self) -> None:
         self.enabled = False
         """Events are recorded only while this is set (by the console)."""
+        self.totals: dict[str, Counter[str]] = {}
+        """Events recorded by this process per app and kind, since enabled."""
+        self.forward: Callable[[MonitorEvent], None] | None = None
+        """Called with each event recorded here, to pass it to other nodes."""
         self._recent: dict[str, deque[MonitorEvent]] = {}
         self._watchers: dict[str, set[_Watcher]] = {}
 
@@ -58,6 +65,18 @@ class Monitor:
         if not self.enabled:
             return
         event = MonitorEvent(app_id, kind, detail)
+        totals = self.totals.get(app_id)
+        if totals is None:
+            totals = self.totals[app_id] = Counter()
+        totals[kind] += 1
+        if self.forward is not None:
+            self.forward(event)
+        self.deliver(event)
+
+    def deliver(self, event: MonitorEvent) -> None:
+        """Keep ``event`` and pass it to the app's watchers; events of other
+        cluster nodes come in here, without being counted or forwarded."""
+        app_id = event.app_id
         recent = self._recent.get(app_id)
         if recent is None:
             recent = self._recent[app_id] = deque(maxlen=RECENT_EVENTS)

@@ -1,0 +1,122 @@
+"""The console's parts without a server: sign-in tokens and the live log's bounds."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from clarion.server.console.auth import ConsoleAuth, parse_cookies
+from clarion.server.console.stream import (
+    MAX_BUFFERED_BYTES,
+    MAX_DATA_CHARACTERS,
+    EventStreams,
+    event_record,
+)
+from clarion.server.monitor import Monitor, MonitorEvent
+
+TOKEN = "unit-test-console-token"
+
+
+def test_auth_token_checked_exactly() -> None:
+    """Only the exact admin token passes, not a prefix or a longer string."""
+    auth = ConsoleAuth(TOKEN)
+
+    assert auth.check_token(TOKEN)
+    assert not auth.check_token(TOKEN[:-1])
+    assert not auth.check_token(TOKEN + "x")
+    assert not auth.check_token("")
+
+
+def test_auth_session_expires() -> None:
+    """A session cookie is valid until its expiry time and not after."""
+    auth = ConsoleAuth(TOKEN)
+    session = auth.new_session(now=1000.0)
+    expires = int(session.split(".")[0])
+
+    assert auth.check_session(session, now=expires - 1)
+    assert not auth.check_session(session, now=expires)
+
+
+def test_auth_session_bound_to_token() -> None:
+    """A session signed under another admin token is rejected."""
+    session = ConsoleAuth("another-console-token").new_session()
+
+    assert not ConsoleAuth(TOKEN).check_session(session)
+
+
+def test_auth_csrf_bound_to_session() -> None:
+    """The CSRF token of one session is rejected for another."""
+    auth = ConsoleAuth(TOKEN)
+    first = auth.new_session(now=1000.0)
+    second = auth.new_session(now=2000.0)
+
+    assert auth.check_csrf(first, auth.csrf_token(first))
+    assert not auth.check_csrf(second, auth.csrf_token(first))
+    assert not auth.check_csrf(first, "")
+
+
+def test_cookies_parsed_from_header() -> None:
+    """Cookie headers split into names and values; the first repeat wins."""
+    cookies = parse_cookies('a=1; b="two"; a=3; broken; c=')
+
+    assert cookies == {"a": "1", "b": "two", "c": ""}
+
+
+def test_event_record_cuts_long_data() -> None:
+    """Event data longer than the limit is cut before it reaches the browser."""
+    event = MonitorEvent("1", "api_event", {"data": "x" * (MAX_DATA_CHARACTERS + 50)})
+
+    record = event_record(event, "node-a")
+
+    assert len(record["detail"]["data"]) == MAX_DATA_CHARACTERS + 1
+    assert record["node"] == "node-a"
+
+
+class _SlowTransport:
+    """A transport whose peer reads nothing, so its buffer stays full."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return MAX_BUFFERED_BYTES + 1
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Protocol:
+    def __init__(self) -> None:
+        self.transport: Any = _SlowTransport()
+
+
+async def test_stream_drops_events_for_full_buffer() -> None:
+    """Events for a browser whose buffer is full are dropped, not queued."""
+    monitor = Monitor()
+    monitor.enabled = True
+    streams = EventStreams(monitor, "node-a")
+    protocol = _Protocol()
+    task = asyncio.create_task(streams.serve(protocol, "1"))  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    written_before = len(protocol.transport.written)
+
+    for number in range(100):
+        monitor.record("1", "api_event", channel="c", event=f"e{number}")
+        await asyncio.sleep(0)
+    protocol.transport.closed = True
+    monitor.record("1", "api_event", channel="c", event="last")
+    await asyncio.wait_for(task, timeout=5)
+
+    events_written = [
+        chunk for chunk in protocol.transport.written if b"event: events" in chunk
+    ]
+    assert written_before == 2
+    assert events_written == []
+    assert streams.count == 0
