@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from typing import Any
@@ -27,10 +26,23 @@ def add_parser(subparsers: Any) -> None:
         "--config", metavar="FILE", help="TOML config file with [server] and [[apps]]"
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /metrics, /up and /ready on this TCP port too, and /metrics "
+        "only there (default 0: /metrics on --port)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         type=str.upper,
         help="log level (default INFO)",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        type=str.lower,
+        help="log lines as readable text or as one JSON object each (default text)",
     )
     parser.add_argument(
         "--expose-dev-app",
@@ -56,14 +68,17 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from clarion.logs import configure_logging
     from clarion.server.app import ListenError, run as run_server
     from clarion.server.config import ConfigError, load_settings
 
     flags = {
         "host": args.host,
         "port": args.port,
+        "metrics_port": args.metrics_port,
         "config": args.config,
         "log_level": args.log_level,
+        "log_format": args.log_format,
         "expose_dev_app": args.expose_dev_app,
         "workers": args.workers,
         "redis_url": args.redis_url,
@@ -74,10 +89,7 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"clarion: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level, settings.log_format)
     if settings.workers > 1:
         from clarion.server.workers import supervise
 

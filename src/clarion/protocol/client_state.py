@@ -337,6 +337,9 @@ class ConnectionStateMachine:
             return
         self._update_state(ConnectionState.CONNECTING)
         self._start_connecting()
+        # A connect() during a scheduled retry may find the last attempt's
+        # timer still armed; keep one, started now.
+        self._cancel_timers(TimerKind.UNAVAILABLE)
         self._start_timer(TimerKind.UNAVAILABLE, self.timing.unavailable_timeout)
 
     def disconnect(self) -> None:

@@ -17,6 +17,8 @@ from clarion.server.fallback import HttpSessions
 from clarion.server.http import HttpProtocol
 from clarion.server.http_api import HttpApi
 from clarion.server.hub import Hub
+from clarion.server.metrics import Metrics
+from clarion.server.ops import OpsEndpoints
 
 __all__ = ["ListenError", "run", "serve"]
 
@@ -33,22 +35,31 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     api = HttpApi(hub)
     sessions = HttpSessions(hub, settings.fallback_path)
     console = Console(hub) if settings.console_token else None
-    loop = asyncio.get_running_loop()
-    try:
-        server = await loop.create_server(
-            lambda: HttpProtocol(hub, api, sessions, console),
-            settings.host,
-            settings.port,
-            backlog=4096,
-            reuse_port=settings.reuse_port or None,
-        )
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise ListenError(
-            f"Cannot listen on {settings.host} port {settings.port}: {reason}. "
-            "Stop the program that uses it, or choose another --port."
-        ) from exc
+    metrics = Metrics(hub)
+    # /metrics goes on the main port unless it has a port of its own.
+    shared_metrics = None if settings.metrics_port else metrics
+    ops = OpsEndpoints(hub, shared_metrics)
+    server = await _listen(
+        settings,
+        settings.port,
+        lambda: HttpProtocol(hub, api, sessions, console, ops),
+        "--port",
+    )
+    metrics_server = None
+    if settings.metrics_port:
+        metrics_ops = OpsEndpoints(hub, metrics)
+        try:
+            metrics_server = await _listen(
+                settings,
+                settings.metrics_port,
+                lambda: HttpProtocol(hub, metrics_ops),
+                "--metrics-port",
+            )
+        except ListenError:
+            server.close()
+            raise
     hub.start()
+    metrics.start()
     if console is not None:
         console.start()
     ports = sorted({sock.getsockname()[1] for sock in server.sockets})
@@ -57,6 +68,12 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         settings.host,
         ", ".join(map(str, ports)),
     )
+    if metrics_server is not None:
+        logger.info(
+            "Serving /metrics, /up and /ready on %s port %d",
+            settings.host,
+            settings.metrics_port,
+        )
     for app in settings.apps:
         logger.info(
             "Serving app %s (key %s, client events %s)",
@@ -74,6 +91,39 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
     if console is not None:
         await console.stop()
     await _stop(hub, server)
+    await metrics.stop()
+    if metrics_server is not None:
+        metrics_server.close()
+        await metrics_server.wait_closed()
+
+
+async def _listen(
+    settings: Settings,
+    port: int,
+    protocol_factory: Callable[[], asyncio.Protocol],
+    option: str,
+) -> asyncio.Server:
+    """Open a listening socket on ``settings.host`` and ``port``.
+
+    Raises:
+        ListenError: the port is taken or the address is invalid; the message
+        names ``option``, the setting to change.
+    """
+    loop = asyncio.get_running_loop()
+    try:
+        return await loop.create_server(
+            protocol_factory,
+            settings.host,
+            port,
+            backlog=4096,
+            reuse_port=settings.reuse_port or None,
+        )
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise ListenError(
+            f"Cannot listen on {settings.host} port {port}: {reason}. "
+            f"Stop the program that uses it, or choose another {option}."
+        ) from exc
 
 
 def _adapter(settings: Settings) -> Adapter:

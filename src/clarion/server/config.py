@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from clarion.logs import LOG_FORMATS
 from clarion.protocol.apps import App, Limits
 from clarion.protocol.webhooks import EVENT_TYPES, PUSHER_EVENT_TYPES, WebhookTarget
 
@@ -19,6 +20,8 @@ DEV_APP = App(id="1", key="app-key", secret="app-secret", client_events=True)
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+OPS_PATHS = frozenset({"/up", "/ready", "/metrics"})
+"""Paths of the health and metrics endpoints, which the console cannot take."""
 MIN_CONSOLE_TOKEN = 16
 """Characters a console token needs at least, so guessing it is impractical."""
 
@@ -76,6 +79,17 @@ class Settings:
     console_path: str = "/console"
     """Path under which the debug console is served."""
     log_level: str = "INFO"
+    log_format: str = "text"
+    """``text`` for readable lines, ``json`` for one JSON object per line."""
+    metrics_port: int = 0
+    """Port of a separate listener for ``/metrics`` on ``host``; 0 serves
+    ``/metrics`` on ``port`` with everything else."""
+    max_node_connections: int = 0
+    """Open connections one server process takes before new ones get 4100;
+    0 is unlimited."""
+    memory_limit_mb: int = 0
+    """Resident memory in MiB over which new connections get 4100 and /ready
+    fails; 0 is no limit."""
 
     @property
     def uses_dev_app(self) -> bool:
@@ -115,6 +129,10 @@ _SERVER_KEYS = {
     "console_token": str,
     "console_path": str,
     "log_level": str,
+    "log_format": str,
+    "metrics_port": int,
+    "max_node_connections": int,
+    "memory_limit_mb": int,
 }
 
 _APP_SWITCHES = (
@@ -378,11 +396,22 @@ def _check(settings: Settings) -> None:
         raise ConfigError(
             f"Invalid console_path {path!r}: it is already used by the Pusher endpoints"
         )
+    if path in OPS_PATHS:
+        raise ConfigError(
+            f"Invalid console_path {path!r}: it is already used by the health and "
+            "metrics endpoints"
+        )
     if settings.log_level.upper() not in LOG_LEVELS:
         raise ConfigError(
             f"Invalid log_level {settings.log_level!r}: "
             f"expected one of {', '.join(LOG_LEVELS)}"
         )
+    if settings.log_format not in LOG_FORMATS:
+        raise ConfigError(
+            f"Invalid log_format {settings.log_format!r}: "
+            f"expected one of {', '.join(LOG_FORMATS)}"
+        )
+    _check_operations(settings)
     for attribute in ("id", "key"):
         seen: set[str] = set()
         for app in settings.apps:
@@ -415,3 +444,22 @@ def _check(settings: Settings) -> None:
             "secret is public. Configure your own apps, or pass --expose-dev-app "
             "(CLARION_EXPOSE_DEV_APP=true) to do it anyway."
         )
+
+
+def _check_operations(settings: Settings) -> None:
+    if not 0 <= settings.metrics_port <= 65535:
+        raise ConfigError(
+            f"Invalid metrics_port {settings.metrics_port}: expected 0 to 65535, "
+            "where 0 serves /metrics on the main port"
+        )
+    if settings.metrics_port and settings.metrics_port == settings.port:
+        raise ConfigError(
+            f"Invalid metrics_port {settings.metrics_port}: it is the main port; "
+            "use 0 to serve /metrics there"
+        )
+    for name in ("max_node_connections", "memory_limit_mb"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(
+                f"Invalid {name} = {getattr(settings, name)}: must be 0 (no limit) "
+                "or more"
+            )

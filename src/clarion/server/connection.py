@@ -7,14 +7,14 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from clarion.protocol import messages
 from clarion.protocol.apps import App
 from clarion.protocol.presence import Member
 from clarion.protocol.subscriptions import ClientEventRate
 from clarion.protocol.users import User
-from clarion.server.websocket import OutboundMessage
+from clarion.server.websocket import OutboundMessage, frame_payload_size
 
 if TYPE_CHECKING:
     from clarion.server.hub import Hub
@@ -50,6 +50,9 @@ class Connection:
         "subscriptions",
         "user",
     )
+
+    transport_name: ClassVar[str]
+    """``websocket`` or ``http``, as the metrics label connections."""
 
     def __init__(self, hub: Hub, app: App, socket_id: str) -> None:
         self.hub = hub
@@ -89,7 +92,13 @@ class Connection:
         raise NotImplementedError
 
     def send_text(self, text: str) -> None:
-        self.send(OutboundMessage(text))
+        if self._closing:
+            return
+        message = OutboundMessage(text)
+        tally = self.hub.tally
+        tally.messages_sent += 1
+        tally.bytes_sent += frame_payload_size(message.frame)
+        self.send(message)
 
     def reject(self, code: int, message: str) -> None:
         """Report ``pusher:error`` with ``code``, then close with the same code."""
@@ -118,7 +127,11 @@ class Connection:
 
     # Receiving
 
-    def _queue_text(self, text: str) -> None:
+    def _queue_text(self, text: str, size: int) -> None:
+        """Queue a message of ``size`` UTF-8 bytes from the peer for the hub."""
+        tally = self.hub.tally
+        tally.messages_received += 1
+        tally.bytes_received += size
         # Messages are handled one at a time, in order, because a subscribe may
         # wait on the adapter while the client event after it must see its result.
         if self._inbox is not None:

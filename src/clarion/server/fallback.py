@@ -32,7 +32,7 @@ from clarion.protocol.apps import App
 from clarion.protocol.errors import ConnectionRejected, ErrorCode
 from clarion.protocol.handshake import check_app, check_protocol_version
 from clarion.server.connection import Connection
-from clarion.server.http import Request, Response
+from clarion.server.http import Request, RequestHandler, Response
 from clarion.server.websocket import OutboundMessage
 
 if TYPE_CHECKING:
@@ -88,8 +88,11 @@ class _PollReceiver(_Receiver):
     """A held poll: the first frames queued complete it."""
 
     def deliver(self, session: HttpSession) -> None:
-        body = session.take_frames(STREAM_CHARACTER_LIMIT)
-        if body and not self.done.done():
+        # A finished poll takes nothing: what is queued waits for the next one.
+        if self.done.done():
+            return
+        body = session.take_frames(STREAM_CHARACTER_LIMIT, may_cross=False)
+        if body:
             self.done.set_result(body)
 
 
@@ -105,6 +108,11 @@ class _StreamReceiver(_Receiver):
         self.last_write = time.monotonic()
         self._resume: asyncio.TimerHandle | None = None
 
+    @property
+    def writable(self) -> bool:
+        transport = self.protocol.transport
+        return transport is not None and not transport.is_closing()
+
     def write(self, text: str) -> None:
         transport = self.protocol.transport
         if transport is None or transport.is_closing():
@@ -115,28 +123,41 @@ class _StreamReceiver(_Receiver):
         self.last_write = time.monotonic()
 
     def deliver(self, session: HttpSession) -> None:
-        if self.done.done():
+        if self.done.done() or not self.writable:
+            # Leave the queue to the next receiving request.
             return
+        transport = self.protocol.transport
+        assert transport is not None
+        if transport.get_write_buffer_size() > MAX_QUEUED_CHARACTERS:
+            # The client stopped reading this stream: bound the memory it
+            # holds as the WebSocket path does.
+            session.log_error("Dropping HTTP session: its stream is not being read")
+            transport.abort()
+            return
+        if self.characters <= STREAM_CHARACTER_LIMIT:
+            # The frame that crosses the limit is still read by pusher-js;
+            # anything after it would not be.
+            frames = session.take_frames(
+                max(1, STREAM_CHARACTER_LIMIT - self.characters + 1)
+            )
+            if frames:
+                self.write(frames)
         if self.characters > STREAM_CHARACTER_LIMIT:
-            # pusher-js stops reading this response and opens another; queue
-            # until it does, or resume if it does not within a moment.
+            # pusher-js now opens another stream; queue until it does, or
+            # resume on this one if it does not within a moment.
             if self._resume is None:
                 self._resume = asyncio.get_running_loop().call_later(
                     STREAM_RESUME_SECONDS, self._resume_writing, session
                 )
             return
-        frames = session.take_frames(
-            max(1, STREAM_CHARACTER_LIMIT - self.characters + 1)
-        )
-        if frames:
-            self.write(frames)
         if session.closed_frame is not None and not session.has_queued:
             self.done.set_result("")
 
     def _resume_writing(self, session: HttpSession) -> None:
         self._resume = None
-        self.characters = 0
-        self.deliver(session)
+        if session.receiver is self:
+            self.characters = 0
+            self.deliver(session)
 
     def stop(self) -> None:
         if self._resume is not None:
@@ -157,6 +178,8 @@ class HttpSession(Connection):
         "opened",
         "sessions",
     )
+
+    transport_name = "http"
 
     def __init__(
         self,
@@ -220,19 +243,30 @@ class HttpSession(Connection):
     # Frames
 
     @property
+    def receiver(self) -> _Receiver | None:
+        return self._receiver
+
+    @property
     def has_queued(self) -> bool:
         return bool(self._queue)
 
-    def take_frames(self, limit: int) -> str:
-        """Return the queued messages as frames of at most about ``limit``
-        characters (always at least one message), and the close frame once the
-        queue is empty."""
+    def take_frames(self, limit: int, *, may_cross: bool = True) -> str:
+        """Return queued messages as one frame, and the close frame once the
+        queue is empty.
+
+        Messages are added while the frame is under ``limit`` characters, so
+        with ``may_cross`` the last one may take it over the limit; without,
+        only the first message may. A frame always has at least one message.
+        """
         texts: list[str] = []
         size = 0
-        while self._queue and (not texts or size + len(self._queue[0]) <= limit):
-            text = self._queue.popleft()
-            texts.append(text)
-            size += len(text) + 3
+        while self._queue and size < limit:
+            # The escaped JSON string is what the frame carries.
+            length = len(json.dumps(self._queue[0])) + 1
+            if texts and not may_cross and size + length > limit:
+                break
+            texts.append(self._queue.popleft())
+            size += length
         self._queued_characters -= sum(len(text) for text in texts)
         frames = _array_frame(texts) if texts else ""
         if not self._queue and self.closed_frame is not None:
@@ -272,7 +306,11 @@ class HttpSession(Connection):
         self._grace = None
         if self._receiver is not None or self._closing:
             return
-        logger.debug("HTTP session %s abandoned by its client", self.socket_id)
+        logger.debug(
+            "HTTP session %s abandoned by its client",
+            self.socket_id,
+            extra={"app_id": self.app.id, "socket_id": self.socket_id},
+        )
         self._closing = True
         self.hub.remove_connection(self)
         self.sessions.forget(self)
@@ -289,7 +327,9 @@ class HttpSession(Connection):
         for text in texts:
             # An element that is no string is handled like a frame that is not
             # a JSON object.
-            self._queue_text(text if isinstance(text, str) else "")
+            if not isinstance(text, str):
+                text = ""
+            self._queue_text(text, len(text.encode(errors="surrogatepass")))
 
 
 class HttpSessions:
@@ -303,6 +343,10 @@ class HttpSessions:
             + r"/app/([^/]+)/([^/.]+)/([^/.]+)/(xhr_streaming|xhr_send|xhr)"
         )
         self._sessions: dict[tuple[str, str, str], HttpSession] = {}
+        self.address: str | None = None
+        """Where other processes of a cluster relay requests for this process's
+        sessions; set when the first session of a cluster node opens."""
+        self._relay: asyncio.Server | None = None
 
     def matches(self, path: str) -> bool:
         return path == self.path or path.startswith(self.path + "/")
@@ -310,6 +354,71 @@ class HttpSessions:
     def forget(self, session: HttpSession) -> None:
         if self._sessions.get(session.key) is session:
             del self._sessions[session.key]
+            if self.address is not None:
+                self.hub.spawn(
+                    self.hub.adapter.set_session_owner(_owner_key(session.key), None)
+                )
+
+    # Sessions of other processes
+
+    async def _claim(self, key: tuple[str, str, str]) -> None:
+        """Record this process as the session's owner, so that the other
+        processes of a cluster relay its requests here."""
+        if self.address is None:
+            loop = asyncio.get_running_loop()
+            from clarion.server.http import HttpProtocol
+
+            self._relay = await loop.create_server(
+                lambda: HttpProtocol(self.hub, _NotFound(), self), "127.0.0.1", 0
+            )
+            port = self._relay.sockets[0].getsockname()[1]
+            self.address = f"127.0.0.1:{port}"
+            logger.info("Serving relayed HTTP session requests on %s", self.address)
+        await self.hub.adapter.set_session_owner(_owner_key(key), self.address)
+
+    async def _relay_to_owner(
+        self, key: tuple[str, str, str], request: Request, protocol: HttpProtocol
+    ) -> bool:
+        """Pass a request for another process's session to that process and its
+        response back; return False when no other process serves the session.
+
+        The workers of one machine share a port, so the kernel may hand a
+        session's next request to any of them.
+        """
+        if not self.hub.settings.redis_url:
+            return False
+        owner = await self.hub.adapter.session_owner(_owner_key(key))
+        if owner is None or owner == self.address:
+            return False
+        host, _, port = owner.rpartition(":")
+        try:
+            reader, writer = await asyncio.open_connection(host, int(port))
+        except (OSError, ValueError) as exc:
+            logger.info("Owner %s of an HTTP session is gone (%s)", owner, exc)
+            await self.hub.adapter.set_session_owner(_owner_key(key), None)
+            return False
+        transport = protocol.transport
+        try:
+            target = request.path + (f"?{request.query}" if request.query else "")
+            lines = [f"{request.method} {target} HTTP/1.1"]
+            lines += [
+                f"{name}: {value}"
+                for name, value in request.headers.items()
+                if name not in ("connection", "content-length", "transfer-encoding")
+            ]
+            lines += [f"Content-Length: {len(request.body)}", "Connection: close"]
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+            writer.write(request.body)
+            await writer.drain()
+            while chunk := await reader.read(65536):
+                if transport is None or transport.is_closing():
+                    break
+                transport.write(chunk)
+        finally:
+            writer.close()
+            if transport is not None:
+                transport.close()
+        return True
 
     def forget_later(self, session: HttpSession) -> None:
         """Keep a closed session for the grace period, so that its client's next
@@ -335,6 +444,10 @@ class HttpSessions:
             return Response(405, b"", "text/plain; charset=UTF-8", headers)
         app_key, server, session_id, kind = match.groups()
         key = (app_key, server, session_id)
+        if key not in self._sessions and await self._relay_to_owner(
+            key, request, protocol
+        ):
+            return None
         if kind == "xhr_send":
             return self._send(key, request, cors)
         session = self._sessions.get(key)
@@ -342,6 +455,8 @@ class HttpSessions:
             session, refusal = self._open(key, request)
             if session is None:
                 return _frames_response(refusal, cors)
+            if self.hub.settings.redis_url:
+                await self._claim(key)
         if kind == "xhr":
             return await self._poll(session, cors)
         await self._stream(session, protocol, cors)
@@ -358,6 +473,7 @@ class HttpSessions:
                 app, lambda socket_id: HttpSession(self.hub, app, socket_id, self, key)
             )
         except ConnectionRejected as exc:
+            self.hub.tally.connections_rejected[exc.code] += 1
             logger.info(
                 "HTTP session for app key %s rejected with %d: %s",
                 app_key,
@@ -415,7 +531,9 @@ class HttpSessions:
         try:
             if prefix and not receiver.done.done():
                 # The first poll opens the session and returns at once.
-                body = prefix + session.take_frames(STREAM_CHARACTER_LIMIT)
+                body = prefix + session.take_frames(
+                    STREAM_CHARACTER_LIMIT, may_cross=False
+                )
             else:
                 body = prefix + await asyncio.wait_for(
                     asyncio.shield(receiver.done), HEARTBEAT_SECONDS
@@ -466,6 +584,17 @@ class HttpSessions:
         if not transport.is_closing():
             transport.write(b"0\r\n\r\n")
             transport.close()
+
+
+class _NotFound(RequestHandler):
+    """The relay listener serves only session requests."""
+
+    async def handle(self, request: Request) -> Response:
+        return Response(404, b"Not found", "text/plain; charset=UTF-8")
+
+
+def _owner_key(key: tuple[str, str, str]) -> str:
+    return "/".join(key)
 
 
 def _cors_headers(request: Request) -> tuple[tuple[str, str], ...]:

@@ -28,6 +28,7 @@ from clarion.server.hub import Hub
 if TYPE_CHECKING:
     from clarion.server.console import Console
     from clarion.server.fallback import HttpSessions
+    from clarion.server.ops import OpsEndpoints
 from clarion.server.websocket import OP_TEXT, accept_key, encode_close, encode_frame
 from clarion.server.websocket_connection import (
     WRITE_BUFFER_HIGH_WATER,
@@ -62,6 +63,7 @@ _STATUS_TEXT = {
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
+    503: "Service Unavailable",
 }
 
 
@@ -115,11 +117,13 @@ class HttpProtocol(asyncio.Protocol):
         handler: RequestHandler,
         sessions: HttpSessions | None = None,
         console: Console | None = None,
+        ops: OpsEndpoints | None = None,
     ) -> None:
         self.hub = hub
         self.handler = handler
         self.sessions = sessions
         self.console = console
+        self.ops = ops
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = "?"
@@ -321,6 +325,8 @@ class HttpProtocol(asyncio.Protocol):
                             # The live log stream was written directly and has ended.
                             return
                         response = page
+                    elif self.ops is not None and self.ops.matches(request.path):
+                        response = await self.ops.handle(request)
                     else:
                         response = await self.handler.handle(request)
                 except Exception:
@@ -409,6 +415,7 @@ class HttpProtocol(asyncio.Protocol):
                 ),
             )
         except ConnectionRejected as exc:
+            self.hub.tally.connections_rejected[exc.code] += 1
             logger.info(
                 "WebSocket from %s to %s rejected with %d: %s",
                 self.peer,

@@ -36,6 +36,21 @@ logger = logging.getLogger(__name__)
 
 _Handler = Callable[[App, Request, list[str]], Awaitable[object]]
 
+OTHER_ENDPOINT = "other"
+"""The metrics label of requests that match no route."""
+ROUTE_TEMPLATES = {
+    ("events",): "/apps/{app_id}/events",
+    ("batch_events",): "/apps/{app_id}/batch_events",
+    ("channels",): "/apps/{app_id}/channels",
+    ("channels", "*"): "/apps/{app_id}/channels/{channel_name}",
+    ("channels", "*", "users"): "/apps/{app_id}/channels/{channel_name}/users",
+    ("users", "*", "terminate_connections"): (
+        "/apps/{app_id}/users/{user_id}/terminate_connections"
+    ),
+}
+"""Path shape after ``/apps/{app_id}`` to the route template that the metrics
+use as the ``endpoint`` label."""
+
 CHANNEL_INFO_ATTRIBUTES = frozenset({"user_count", "subscription_count"})
 SHOW_CHANNEL_ATTRIBUTES = CHANNEL_INFO_ATTRIBUTES | {"cache"}
 
@@ -56,6 +71,16 @@ class HttpApi(RequestHandler):
         }
 
     async def handle(self, request: Request) -> Response:
+        response: Response | None = None
+        try:
+            response = await self._answer(request)
+            return response
+        finally:
+            # An exception here becomes a 500 response in the listener.
+            status = 500 if response is None else response.status
+            self.hub.tally.api_requests[(endpoint_of(request.path), status)] += 1
+
+    async def _answer(self, request: Request) -> Response:
         try:
             return await self._route(request)
         except ApiError as exc:
@@ -69,8 +94,6 @@ class HttpApi(RequestHandler):
             return error_response(exc.status, exc.message)
 
     async def _route(self, request: Request) -> Response:
-        if request.path in ("/", "/up") and request.method in ("GET", "HEAD"):
-            return Response(200, b"OK", content_type="text/plain")
         segments = request.path.split("/")
         if segments[:2] == ["", "users"]:
             # pusher-http-python 3.3 posts terminate_connections to
@@ -81,7 +104,7 @@ class HttpApi(RequestHandler):
             raise ApiError(404, f"Not found: {shorten(request.path)}")
         else:
             app_id, rest = segments[2], segments[3:]
-        shape = tuple("*" if index == 1 else part for index, part in enumerate(rest))
+        shape = _shape(rest)
         handlers = {
             method: h for (method, path), h in self._routes.items() if path == shape
         }
@@ -242,3 +265,21 @@ class HttpApi(RequestHandler):
         if "subscription_count" in info:
             attributes["subscription_count"] = state.subscription_count
         return attributes
+
+
+def _shape(rest: list[str]) -> tuple[str, ...]:
+    """Return the path segments after ``/apps/{app_id}`` with the one variable
+    segment (a channel name or user id) replaced by ``*``."""
+    return tuple("*" if index == 1 else part for index, part in enumerate(rest))
+
+
+def endpoint_of(path: str) -> str:
+    """Return the route template that ``path`` matches, or ``other``."""
+    segments = path.split("/")
+    if segments[:2] == ["", "users"]:
+        rest = segments[1:]
+    elif len(segments) >= 4 and not segments[0] and segments[1] == "apps":
+        rest = segments[3:]
+    else:
+        return OTHER_ENDPOINT
+    return ROUTE_TEMPLATES.get(_shape(rest), OTHER_ENDPOINT)

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 from clarion.protocol import messages
 from clarion.protocol.api import EventRequest
 from clarion.protocol.apps import App
-from clarion.protocol.channels import ChannelKind, is_cache_channel
+from clarion.protocol.channels import ChannelKind, classify, is_cache_channel
 from clarion.protocol.errors import (
     ConnectionRejected,
     ErrorCode,
@@ -28,6 +28,7 @@ from clarion.server.apps import AppRegistry
 from clarion.server.config import Settings
 from clarion.server.connection import Connection
 from clarion.server.counts import SubscriptionCounts
+from clarion.server.health import NodeHealth
 from clarion.server.monitor import Monitor
 from clarion.server.users import Users
 from clarion.server.webhooks import Webhooks
@@ -60,6 +61,9 @@ class Hub:
         self.unflushed: list[Connection] = []
         """Connections with queued frames, written by the next flush."""
         self.flush_scheduled = False
+        self._flush_scheduled_at = 0.0
+        self.tally = adapter.tally
+        self.health = NodeHealth(settings)
         self.monitor = Monitor()
         self.webhooks = webhooks or Webhooks(settings, apps)
         self.webhooks.monitor = self.monitor
@@ -70,11 +74,14 @@ class Hub:
 
     def start(self) -> None:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
+        self.health.start()
         self.adapter.start(self)
         self.webhooks.start()
 
     async def stop(self) -> None:
         """Close every connection with 4200 (reconnect now) and wait for cleanup."""
+        self.health.draining = True
+        self.health.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         self.counts.close()
@@ -97,6 +104,7 @@ class Hub:
         event loop; a connection with queued frames calls this when no flush is
         scheduled yet."""
         self.flush_scheduled = True
+        self._flush_scheduled_at = time.perf_counter()
         asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
@@ -105,6 +113,8 @@ class Hub:
         self.flush_scheduled = False
         for connection in connections:
             connection.flush()
+        if self.tally.published:
+            self.tally.record_flush(self._flush_scheduled_at)
 
     # Connections
 
@@ -117,19 +127,27 @@ class Hub:
         ``socket_id``; the hub then sends it ``pusher:connection_established``.
 
         Raises:
-            ConnectionRejected: 4004 when the app is at its connection quota.
+            ConnectionRejected: 4004 when the app is at its connection quota,
+            4100 when this process is over capacity (see ``NodeHealth``).
         """
         check_connection_quota(app, self._connections_per_app.get(app.id, 0))
+        self.health.check_capacity(len(self.connections))
         socket_id = new_socket_id()
         while socket_id in self.connections:
             socket_id = new_socket_id()
         connection = create(socket_id)
         self.connections[socket_id] = connection
         self._connections_per_app[app.id] = self._connections_per_app.get(app.id, 0) + 1
+        self.tally.connections_opened[connection.transport_name] += 1
         connection.send_text(
             messages.connection_established(socket_id, self.settings.activity_timeout)
         )
-        logger.debug("Connection %s opened for app %s", socket_id, app.id)
+        logger.debug(
+            "Connection %s opened for app %s",
+            socket_id,
+            app.id,
+            extra={"app_id": app.id, "socket_id": socket_id},
+        )
         self.monitor.record(
             app.id,
             "connection_opened",
@@ -152,7 +170,13 @@ class Hub:
             self._connections_per_app[app_id] = remaining
         else:
             self._connections_per_app.pop(app_id, None)
-        logger.debug("Connection %s closed for app %s", connection.socket_id, app_id)
+        self.tally.connections_closed[connection.transport_name] += 1
+        logger.debug(
+            "Connection %s closed for app %s",
+            connection.socket_id,
+            app_id,
+            extra={"app_id": app_id, "socket_id": connection.socket_id},
+        )
         self.monitor.record(app_id, "connection_closed", socket_id=connection.socket_id)
         if connection.subscriptions or connection.user is not None:
             self.spawn(self._clean_up(connection))
@@ -189,6 +213,7 @@ class Hub:
                 "Unhandled error on message from connection %s of app %s",
                 connection.socket_id,
                 connection.app.id,
+                extra={"app_id": connection.app.id, "socket_id": connection.socket_id},
             )
             connection.send_text(messages.error(None, "Internal server error"))
 
@@ -259,6 +284,7 @@ class Hub:
             app.id, channel, connection, request.member, app.limits.max_presence_members
         )
         connection.subscriptions[channel] = request.member
+        self.tally.subscriptions[request.kind.value] += 1
         if request.kind.needs_auth:
             connection.authorized = True
         connection.send_text(messages.subscription_succeeded(channel, result.roster))
@@ -297,6 +323,7 @@ class Hub:
         if channel not in connection.subscriptions:
             return
         del connection.subscriptions[channel]
+        self.tally.subscriptions[classify(channel).value] -= 1
         app_id = connection.app.id
         result = await self.adapter.remove_subscription(app_id, channel, connection)
         if result.removed_user_id is not None:
@@ -378,6 +405,11 @@ class Hub:
         added = messages.member_added(channel, user_id, user_info)
         await self.adapter.publish(app_id, channel, OutboundMessage(added))
 
+    async def subscription_count_changed(self, app_id: str, channel: str) -> None:
+        app = self.apps.find_by_id(app_id)
+        if app is not None:
+            await self.counts.changed(app, channel)
+
     def channel_vacated(self, app_id: str, channel: str) -> None:
         app = self.apps.find_by_id(app_id)
         if app is not None:
@@ -397,7 +429,11 @@ class Hub:
         closed = self.users.terminate_here(connections, user_id)
         if closed:
             logger.info(
-                "Closed %d connection(s) of user %s of app %s", closed, user_id, app_id
+                "Closed %d connection(s) of user %s of app %s",
+                closed,
+                user_id,
+                app_id,
+                extra={"app_id": app_id},
             )
 
     # Liveness

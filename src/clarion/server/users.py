@@ -13,7 +13,7 @@ from clarion.protocol.users import check_signin
 from clarion.server.adapters import Adapter
 from clarion.server.connection import Connection
 from clarion.server.webhooks import Webhooks
-from clarion.server.websocket import OutboundMessage
+from clarion.server.websocket import OutboundMessage, frame_payload_size
 
 __all__ = ["Users"]
 
@@ -116,11 +116,19 @@ class Users:
         message = OutboundMessage(text)
         for watcher in watchers:
             watcher.send(message)
+        tally = self.adapter.tally
+        tally.messages_sent += len(watchers)
+        tally.bytes_sent += len(watchers) * frame_payload_size(message.frame)
 
     async def terminate(self, app: App, user_id: str) -> None:
         """Close every connection signed in as ``user_id``, on every node, with
         4009."""
-        logger.info("App %s terminates the connections of user %s", app.id, user_id)
+        logger.info(
+            "App %s terminates the connections of user %s",
+            app.id,
+            user_id,
+            extra={"app_id": app.id},
+        )
         await self.adapter.terminate_user(app.id, user_id)
 
     def terminate_here(self, connections: Iterable[Connection], user_id: str) -> int:

@@ -22,6 +22,7 @@ __all__ = [
     "accept_key",
     "encode_close",
     "encode_frame",
+    "frame_payload_size",
     "frame_size",
     "read_frames",
 ]
@@ -56,6 +57,16 @@ def encode_frame(opcode: int, payload: bytes) -> bytes:
     else:
         header = struct.pack("!BBQ", 0x80 | opcode, 127, length)
     return header + payload
+
+
+def frame_payload_size(frame: bytes) -> int:
+    """Return the payload length of a frame built by ``encode_frame``."""
+    length_code = frame[1]
+    if length_code < 126:
+        return len(frame) - 2
+    if length_code == 126:
+        return len(frame) - 4
+    return len(frame) - 10
 
 
 def encode_close(code: int, reason: str) -> bytes:

@@ -64,6 +64,8 @@ class WebSocketConnection(Connection, asyncio.Protocol):
         "transport",
     )
 
+    transport_name = "websocket"
+
     def __init__(
         self, hub: Hub, app: App, socket_id: str, transport: asyncio.Transport
     ) -> None:
@@ -163,18 +165,27 @@ class WebSocketConnection(Connection, asyncio.Protocol):
                 self.transport.writelines(pending)
             else:
                 self.transport.write(pending)
-        except RuntimeError:
+        except RuntimeError as exc:
             # uvloop raises once the peer is gone but before connection_lost has
             # run; the other connections of the flush must still be written.
-            self._closing = True
+            self._write_failed(exc)
 
     def _write(self, data: bytes) -> None:
         # Control frames go out after the frames queued before them.
         self.flush()
         try:
             self.transport.write(data)
-        except RuntimeError:
-            self._closing = True
+        except RuntimeError as exc:
+            self._write_failed(exc)
+
+    def _write_failed(self, exc: RuntimeError) -> None:
+        self._closing = True
+        logger.debug(
+            "Write to connection %s failed, closing it: %s",
+            self.socket_id,
+            exc,
+            extra={"app_id": self.app.id, "socket_id": self.socket_id},
+        )
 
     def close(self, code: int, reason: str = "") -> None:
         """Send a close frame, then drop the TCP connection once the peer responds
@@ -243,7 +254,7 @@ class WebSocketConnection(Connection, asyncio.Protocol):
             self.log_error("Rejected binary frame: its payload is not UTF-8 JSON")
             self.send_text(messages.error(None, "Binary frames are not supported"))
             return
-        self._queue_text(text)
+        self._queue_text(text, len(payload))
 
     def _receive_close(self, payload: bytes) -> None:
         if self._closing:

@@ -3,19 +3,28 @@
 The parent process only supervises: it starts ``workers`` copies of
 ``clarion serve``, restarts one that dies, and passes SIGINT and SIGTERM on.
 The kernel spreads new connections over the processes, which share their
-state through Redis.
+state through Redis. The workers keep their Prometheus metrics in files of one
+temporary directory (``PROMETHEUS_MULTIPROC_DIR``), which the supervisor
+creates at start and removes at exit, so a scrape of any worker shows the
+totals of all of them.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from types import FrameType
+
+from prometheus_client.multiprocess import mark_process_dead
+
+from clarion.server.metrics import MULTIPROCESS_DIRECTORY_VARIABLE
 
 __all__ = ["supervise"]
 
@@ -36,6 +45,23 @@ def supervise(workers: int, argv: Sequence[str]) -> int:
     """
     command = [sys.executable, "-m", "clarion", "serve", *argv, "--workers", "1"]
     command.append("--reuse-port")
+    metrics_directory = tempfile.mkdtemp(prefix="clarion-metrics-")
+    try:
+        return _run_workers(workers, command, metrics_directory)
+    finally:
+        shutil.rmtree(metrics_directory, ignore_errors=True)
+
+
+def _run_workers(workers: int, command: list[str], metrics_directory: str) -> int:
+    environment = {**os.environ, MULTIPROCESS_DIRECTORY_VARIABLE: metrics_directory}
+
+    def start() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(command, env=environment)
+
+    def forget(child: subprocess.Popen[bytes]) -> None:
+        # The gauges of a dead worker go; its counters stay in the totals.
+        mark_process_dead(child.pid, metrics_directory)  # type: ignore[no-untyped-call]
+
     stopping = False
 
     def stop(signum: int, frame: FrameType | None) -> None:
@@ -45,10 +71,11 @@ def supervise(workers: int, argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    children = [subprocess.Popen(command) for _ in range(workers)]
+    children = [start() for _ in range(workers)]
     logger.info(
         "Started %d workers: %s", workers, ", ".join(str(c.pid) for c in children)
     )
+    logger.debug("Workers keep their metrics in %s", metrics_directory)
     while not stopping:
         for index, child in enumerate(children):
             code = child.poll()
@@ -60,8 +87,9 @@ def supervise(workers: int, argv: Sequence[str]) -> int:
                 code,
                 RESTART_DELAY,
             )
+            forget(child)
             time.sleep(RESTART_DELAY)
-            children[index] = subprocess.Popen(command)
+            children[index] = start()
         time.sleep(0.2)
 
     logger.info("Stopping %d workers", len(children))

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from clarion.protocol.presence import Member
+from clarion.server.tally import Tally
 from clarion.server.websocket import OutboundMessage
 
 __all__ = [
@@ -90,6 +91,9 @@ class ClusterListener(Protocol):
     def channel_vacated(self, app_id: str, channel: str) -> None:
         """A dead node's connections were the last subscribers of ``channel``."""
 
+    async def subscription_count_changed(self, app_id: str, channel: str) -> None:
+        """A dead node's connections left ``channel``, which others still hold."""
+
     async def user_left(self, app_id: str, user_id: str) -> None:
         """A dead node held the last signed-in connection of ``user_id``."""
 
@@ -102,6 +106,14 @@ class ClusterListener(Protocol):
 
 class Adapter(Protocol):
     """Channel state for every app that this process serves."""
+
+    tally: Tally
+    """Where ``publish`` counts the messages it hands to this process's
+    subscribers; the hub counts into the same one."""
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the shared state is reachable; always true for in-process state."""
 
     async def add_subscription(
         self,
@@ -175,6 +187,14 @@ class Adapter(Protocol):
 
     async def terminate_user(self, app_id: str, user_id: str) -> None:
         """Have every node, this one included, close the user's connections."""
+
+    # HTTP sessions, which live in the process that created them
+
+    async def set_session_owner(self, session: str, address: str | None) -> None:
+        """Record which process serves an HTTP session (``None`` forgets it)."""
+
+    async def session_owner(self, session: str) -> str | None:
+        """Return the address of the process that serves an HTTP session."""
 
     # Lifecycle
 

@@ -16,7 +16,8 @@ from clarion.server.adapters.base import (
     Subscriber,
     Unsubscribed,
 )
-from clarion.server.websocket import OutboundMessage
+from clarion.server.tally import Tally
+from clarion.server.websocket import OutboundMessage, frame_payload_size
 
 __all__ = ["LocalAdapter"]
 
@@ -42,6 +43,7 @@ class LocalAdapter:
     """Channel state for one process, with no sharing."""
 
     def __init__(self) -> None:
+        self.tally = Tally()
         self._listener: ClusterListener | None = None
         self._apps: dict[str, dict[str, _Channel]] = {}
         self._cache: dict[tuple[str, str], tuple[str, str, float]] = {}
@@ -154,9 +156,17 @@ class LocalAdapter:
         state = channels.get(channel) if channels else None
         if state is None:
             return
-        for socket_id, subscriber in state.subscribers.items():
+        subscribers = state.subscribers
+        for socket_id, subscriber in subscribers.items():
             if socket_id != except_socket_id:
                 subscriber.send(message)
+        # Counted once per publish rather than once per subscriber.
+        receivers = len(subscribers) - (except_socket_id in subscribers)
+        if receivers:
+            tally = self.tally
+            tally.messages_sent += receivers
+            tally.bytes_sent += receivers * frame_payload_size(message.frame)
+            tally.published = True
 
     async def channel_info(self, app_id: str, channel: str) -> ChannelInfo:
         channels = self._apps.get(app_id)
@@ -245,6 +255,17 @@ class LocalAdapter:
     async def terminate_user(self, app_id: str, user_id: str) -> None:
         if self._listener is not None:
             self._listener.terminate_user(app_id, user_id)
+
+    async def set_session_owner(self, session: str, address: str | None) -> None:
+        # One process serves every session.
+        pass
+
+    async def session_owner(self, session: str) -> str | None:
+        return None
+
+    @property
+    def healthy(self) -> bool:
+        return True
 
     def start(self, listener: ClusterListener) -> None:
         self._listener = listener

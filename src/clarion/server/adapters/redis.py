@@ -48,8 +48,14 @@ __all__ = ["RedisAdapter"]
 
 logger = logging.getLogger(__name__)
 
+SESSION_OWNER_TTL = 24 * 3600
+"""Seconds an HTTP session's owner is remembered without being refreshed."""
+STARTUP_WAIT = 5.0
+"""Seconds a subscribe or sign-in waits for a starting node's first heartbeat."""
 HEARTBEAT_INTERVAL = 2.0
-"""Seconds between two heartbeats of a node, and between two checks for dead nodes."""
+"""Seconds between two heartbeats of a node, and between two checks for dead
+nodes; shorter when ``node_timeout`` is under four times this, so a live
+node always beats several times within the timeout."""
 
 _SEPARATOR = "\n"
 """Joins fields in hash keys and bus messages; no app id, channel name, user id
@@ -138,17 +144,18 @@ return 0
 # Subtract a node's whole share of the shared state. Unless ARGV[3] is 'force',
 # only a node whose last heartbeat is older than ARGV[2] is removed, and only
 # by the one caller whose ZREM succeeds, so each dead node is cleaned up once.
-# Returns the channels left empty, the presence members who left, and the
-# users left with no connection, each as flat lists of fields.
+# Returns the channels left empty, the presence members who left, the users
+# left with no connection, and the channels that lost subscribers but are still
+# occupied, each as flat lists of fields.
 _REMOVE_NODE = """
 local prefix = ARGV[4]
 if ARGV[3] ~= 'force' then
   local score = redis.call('ZSCORE', KEYS[4], ARGV[1])
   if (not score) or tonumber(score) >= tonumber(ARGV[2]) then
-    return {{}, {}, {}}
+    return {{}, {}, {}, {}}
   end
   if redis.call('ZREM', KEYS[4], ARGV[1]) == 0 then
-    return {{}, {}, {}}
+    return {{}, {}, {}, {}}
   end
 else
   redis.call('ZREM', KEYS[4], ARGV[1])
@@ -160,7 +167,7 @@ local function split(text)
   end
   return parts
 end
-local vacated, removed, offline = {}, {}, {}
+local vacated, removed, offline, shrunk = {}, {}, {}, {}
 local subscriptions = redis.call('HGETALL', KEYS[1])
 for i = 1, #subscriptions, 2 do
   local parts = split(subscriptions[i])
@@ -168,6 +175,8 @@ for i = 1, #subscriptions, 2 do
   if redis.call('HINCRBY', key, parts[2], -tonumber(subscriptions[i + 1])) <= 0 then
     redis.call('HDEL', key, parts[2])
     table.insert(vacated, subscriptions[i])
+  else
+    table.insert(shrunk, subscriptions[i])
   end
 end
 local members = redis.call('HGETALL', KEYS[2])
@@ -190,7 +199,7 @@ for i = 1, #users, 2 do
   end
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-return {vacated, removed, offline}
+return {vacated, removed, offline, shrunk}
 """
 
 
@@ -213,8 +222,10 @@ class RedisAdapter:
         self.url = url
         self.prefix = prefix
         self.node_timeout = node_timeout
+        self.heartbeat_interval = min(HEARTBEAT_INTERVAL, node_timeout / 4)
         self.node_id = node_id or uuid.uuid4().hex[:12]
         self.local = LocalAdapter()
+        self.tally = self.local.tally
         self._redis = aioredis.from_url(url, decode_responses=True)
         self._subscribe = self._redis.register_script(_SUBSCRIBE)
         self._unsubscribe = self._redis.register_script(_UNSUBSCRIBE)
@@ -224,6 +235,9 @@ class RedisAdapter:
         self._listener: ClusterListener | None = None
         self._healthy = False
         self._resync_needed = True
+        self._closing = False
+        self._ready = asyncio.Event()
+        """Set once the first heartbeat has written this node's share."""
         self._tasks: list[asyncio.Task[None]] = []
         self._local_users: dict[tuple[str, str], dict[str, Subscriber]] = {}
         self._jitter = random.Random()
@@ -261,6 +275,12 @@ class RedisAdapter:
 
     # Lifecycle
 
+    @property
+    def healthy(self) -> bool:
+        """False from start until a heartbeat reaches Redis, and from any failed
+        Redis call until the next heartbeat succeeds."""
+        return self._healthy
+
     def start(self, listener: ClusterListener) -> None:
         """Start the heartbeat, dead-node checks and the message listener."""
         self._listener = listener
@@ -277,13 +297,12 @@ class RedisAdapter:
         )
 
     async def close(self) -> None:
+        self._closing = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):
-                pass
+        if self._tasks:
+            # A task stuck in a Redis call may not end at once; stop waiting.
+            await asyncio.wait(self._tasks, timeout=2)
         try:
             await self._remove_node(
                 keys=self._node_keys(self.node_id),
@@ -305,21 +324,29 @@ class RedisAdapter:
     async def _maintain(self) -> None:
         """Beat, remove dead nodes, and rewrite this node's share after an outage."""
         failures = 0
-        while True:
+        while not self._closing:
             try:
-                await self._redis.zadd(self._nodes_key, {self.node_id: time.time()})
+                added = await self._redis.zadd(
+                    self._nodes_key, {self.node_id: time.time()}
+                )
+                if added:
+                    # This node was missing from the set: it is starting, or
+                    # other nodes took it for dead during a stall and removed
+                    # its share, which it must write again.
+                    self._resync_needed = True
                 if self._resync_needed:
                     await self._resync()
+                self._ready.set()
                 if not self._healthy:
                     logger.info("Redis at %s is reachable", _safe_url(self.url))
                 self._healthy = True
                 failures = 0
                 await self._remove_dead_nodes()
-                delay = HEARTBEAT_INTERVAL
+                delay = self.heartbeat_interval
             except RedisError as exc:
                 failures += 1
                 self._mark_unhealthy(exc)
-                delay = min(30.0, HEARTBEAT_INTERVAL * 2 ** min(failures - 1, 4))
+                delay = min(30.0, self.heartbeat_interval * 2 ** min(failures - 1, 4))
                 delay *= self._jitter.uniform(0.5, 1.0)
                 logger.warning(
                     "Redis unreachable (attempt %d): %s; retrying in %.1f s",
@@ -376,7 +403,7 @@ class RedisAdapter:
         for node_id in map(str, dead):
             if node_id == self.node_id:
                 continue
-            vacated, removed, offline = await self._remove_node(
+            vacated, removed, offline, shrunk = await self._remove_node(
                 keys=self._node_keys(node_id),
                 args=[node_id, cutoff, "", self.prefix],
             )
@@ -390,6 +417,10 @@ class RedisAdapter:
                     len(offline),
                 )
             await self._announce_departures(removed, vacated, offline)
+            if self._listener is not None:
+                for field in shrunk:
+                    app_id, channel = field.split(_SEPARATOR)
+                    await self._listener.subscription_count_changed(app_id, channel)
 
     async def _announce_departures(
         self, removed: list[str], vacated: list[str], offline: list[str]
@@ -411,7 +442,7 @@ class RedisAdapter:
 
     async def _listen(self) -> None:
         failures = 0
-        while True:
+        while not self._closing:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(self._bus)
@@ -476,6 +507,7 @@ class RedisAdapter:
         member: Member | None,
         max_members: int,
     ) -> Subscribed:
+        await self._wait_until_ready()
         if not self._healthy:
             self._resync_needed = True
             return await self.local.add_subscription(
@@ -641,7 +673,17 @@ class RedisAdapter:
 
     # Signed-in users
 
+    async def _wait_until_ready(self) -> None:
+        # Right after start-up, wait briefly for the first heartbeat rather than
+        # serve from local state alone, which would show partial rosters.
+        if not self._ready.is_set():
+            try:
+                await asyncio.wait_for(self._ready.wait(), STARTUP_WAIT)
+            except TimeoutError:
+                pass
+
     async def add_user(self, app_id: str, user_id: str, subscriber: Subscriber) -> bool:
+        await self._wait_until_ready()
         connections = self._local_users.setdefault((app_id, user_id), {})
         first_here = not connections
         connections[subscriber.socket_id] = subscriber
@@ -714,6 +756,27 @@ class RedisAdapter:
         if self._listener is not None:
             self._listener.terminate_user(app_id, user_id)
         await self._broadcast("t", app_id, user_id)
+
+    # HTTP sessions
+
+    async def set_session_owner(self, session: str, address: str | None) -> None:
+        key = f"{self.prefix}:http-session:{session}"
+        try:
+            if address is None:
+                await self._redis.delete(key)
+            else:
+                # The expiry only clears entries of processes that died.
+                await self._redis.set(key, address, ex=SESSION_OWNER_TTL)
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+
+    async def session_owner(self, session: str) -> str | None:
+        try:
+            owner = await self._redis.get(f"{self.prefix}:http-session:{session}")
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            return None
+        return None if owner is None else str(owner)
 
 
 def _safe_url(url: str) -> str:

@@ -280,6 +280,7 @@ class Webhooks:
                 "Could not store a webhook for app %s in the outbox %s",
                 app_id,
                 self._outbox_name(),
+                extra={"app_id": app_id},
             )
             return
         if self.sender is not None:

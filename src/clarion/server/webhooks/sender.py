@@ -54,6 +54,12 @@ class WebhookSender:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._jitter = random.Random()
         self.monitor: Monitor | None = None
+        self.sent = 0
+        """Requests that a receiver accepted with a 2xx status."""
+        self.retried = 0
+        """Failed requests scheduled for another attempt."""
+        self.failed = 0
+        """Deliveries moved to the dead-letter store."""
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll."""
@@ -117,7 +123,11 @@ class WebhookSender:
                 delivery.last_error,
             )
         except Exception:
-            logger.exception("Could not put webhook %d back in the outbox", delivery.id)
+            logger.exception(
+                "Could not put webhook %d back in the outbox",
+                delivery.id,
+                extra={"app_id": delivery.app_id},
+            )
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -141,6 +151,7 @@ class WebhookSender:
                 logger.exception(
                     "Could not release webhook %d; it is retried after its lease",
                     delivery.id,
+                    extra={"app_id": delivery.app_id},
                 )
 
     async def _attempt(self, delivery: Delivery) -> None:
@@ -149,7 +160,14 @@ class WebhookSender:
         app = self.apps.find_by_id(delivery.app_id)
         if app is None:
             error = f"app {delivery.app_id} is no longer configured"
-            logger.warning("Webhook %d to %s dropped: %s", delivery.id, host, error)
+            logger.warning(
+                "Webhook %d to %s dropped: %s",
+                delivery.id,
+                host,
+                error,
+                extra={"app_id": delivery.app_id},
+            )
+            self.failed += 1
             await self.outbox.bury(delivery.id, delivery.attempts, error, time.time())
             return
 
@@ -178,9 +196,14 @@ class WebhookSender:
                 error=error,
             )
         if not error:
+            self.sent += 1
             await self.outbox.delivered(delivery.id)
             logger.debug(
-                "Webhook %d for app %s delivered to %s", delivery.id, app.id, host
+                "Webhook %d for app %s delivered to %s",
+                delivery.id,
+                app.id,
+                host,
+                extra={"app_id": app.id},
             )
             return
 
@@ -196,7 +219,9 @@ class WebhookSender:
                 attempt,
                 error,
                 now - delivery.created_at,
+                extra={"app_id": app.id},
             )
+            self.failed += 1
             await self.outbox.bury(delivery.id, attempt, error, now)
             return
         # The last attempt falls at the end of the window, not a back-off step
@@ -210,7 +235,9 @@ class WebhookSender:
             attempt,
             error,
             next_attempt - now,
+            extra={"app_id": app.id},
         )
+        self.retried += 1
         await self.outbox.retry_later(delivery.id, attempt, next_attempt, error)
         self.wake()
 
