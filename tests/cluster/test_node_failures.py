@@ -29,7 +29,7 @@ from cluster_harness import (
     wait_until_http,
 )
 
-NODE_TIMEOUT = 2
+NODE_TIMEOUT = 3
 """Seconds of silence after which a node counts as dead, in these tests."""
 
 REMOVAL_BOUND = NODE_TIMEOUT + REMOVAL_SLACK
