@@ -3,8 +3,14 @@
 One uvloop process with one asyncio ``Protocol`` per TCP connection. It accepts
 a WebSocket at ``/app/{key}``, confirms ``pusher:subscribe`` with
 ``pusher_internal:subscription_succeeded`` and keeps each channel's subscribers
-in a dict. ``POST /apps/{app_id}/events`` encodes the event once and passes the
-same bytes to ``transport.write`` for every subscriber.
+in a dict. ``POST /apps/{app_id}/events`` and ``batch_events`` encode each
+event once and pass the same bytes to ``transport.write`` for every subscriber.
+Each frame is one ``transport.write`` call: the ceiling does not coalesce the
+frames that one connection gets in one event-loop pass.
+
+On a ``presence-`` channel it keeps the roster from each subscription's
+``channel_data``, sends it in the confirmation and announces each new member
+to the others with ``pusher_internal:member_added``.
 
 It checks no signature, key or channel name, and ignores every other message.
 The frames it sends are byte for byte the ones Clarion sends, so byte and
@@ -52,6 +58,8 @@ class Hub:
 
     def __init__(self) -> None:
         self.channels: dict[str, dict[str, asyncio.Transport]] = {}
+        self.members: dict[str, dict[str, object]] = {}
+        """Presence channel name to user id to ``user_info``."""
 
     def publish(self, channel: str, frame: bytes) -> int:
         subscribers = self.channels.get(channel)
@@ -61,11 +69,16 @@ class Hub:
             transport.write(frame)
         return len(subscribers)
 
+    def publish_except(self, channel: str, frame: bytes, socket_id: str) -> None:
+        for subscriber, transport in self.channels[channel].items():
+            if subscriber != socket_id:
+                transport.write(frame)
+
 
 class CeilingProtocol(asyncio.Protocol):
     """One TCP connection: HTTP requests until an upgrade, then WebSocket frames."""
 
-    __slots__ = ("buffer", "hub", "socket_id", "subscriptions", "transport")
+    __slots__ = ("buffer", "hub", "socket_id", "subscriptions", "transport", "users")
 
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
@@ -74,6 +87,8 @@ class CeilingProtocol(asyncio.Protocol):
         self.socket_id: str | None = None
         """Set once the connection is a WebSocket."""
         self.subscriptions: list[str] = []
+        self.users: dict[str, str] = {}
+        """Presence channel name to this connection's user id there."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -85,6 +100,24 @@ class CeilingProtocol(asyncio.Protocol):
                 subscribers.pop(self.socket_id, None)
                 if not subscribers:
                     del self.hub.channels[channel]
+        # The load generator gives each connection its own user id, so a leaving
+        # connection always removes its member.
+        for channel, user_id in self.users.items():
+            members = self.hub.members.get(channel)
+            if members is None:
+                continue
+            members.pop(user_id, None)
+            if channel not in self.hub.channels:
+                del self.hub.members[channel]
+                continue
+            removed = dumps(
+                {
+                    "event": "pusher_internal:member_removed",
+                    "channel": channel,
+                    "data": dumps({"user_id": user_id}),
+                }
+            )
+            self.hub.publish(channel, encode_text_frame(removed))
 
     def data_received(self, data: bytes) -> None:
         self.buffer = self.buffer + data if self.buffer else data
@@ -128,6 +161,11 @@ class CeilingProtocol(asyncio.Protocol):
         if method == "POST" and len(parts) == 4 and parts[1] == "apps":
             if parts[3] == "events":
                 self.trigger(json.loads(body))
+                self.respond(b"200 OK", b"{}")
+                return
+            if parts[3] == "batch_events":
+                for event in json.loads(body)["batch"]:
+                    self.trigger(event)
                 self.respond(b"200 OK", b"{}")
                 return
         self.respond(b"404 Not Found", b'{"error":"not found"}')
@@ -206,6 +244,9 @@ class CeilingProtocol(asyncio.Protocol):
             channel = message["data"]["channel"]
             self.hub.channels.setdefault(channel, {})[self.socket_id] = self.transport
             self.subscriptions.append(channel)
+            if channel.startswith("presence-"):
+                self.join(channel, json.loads(message["data"]["channel_data"]))
+                return
             confirmation = dumps(
                 {
                     "event": "pusher_internal:subscription_succeeded",
@@ -216,6 +257,34 @@ class CeilingProtocol(asyncio.Protocol):
             self.transport.write(encode_text_frame(confirmation))
         elif event == "pusher:ping":
             self.transport.write(encode_text_frame('{"event":"pusher:pong","data":{}}'))
+
+    def join(self, channel: str, member: dict) -> None:
+        """Confirm a presence subscription with the roster, then announce the new
+        member to the others."""
+        user_id = str(member["user_id"])
+        user_info = member.get("user_info")
+        members = self.hub.members.setdefault(channel, {})
+        is_new = user_id not in members
+        members.setdefault(user_id, user_info)
+        self.users[channel] = user_id
+        roster = {"ids": list(members), "hash": dict(members), "count": len(members)}
+        confirmation = dumps(
+            {
+                "event": "pusher_internal:subscription_succeeded",
+                "channel": channel,
+                "data": dumps({"presence": roster}),
+            }
+        )
+        self.transport.write(encode_text_frame(confirmation))
+        if is_new:
+            added = dumps(
+                {
+                    "event": "pusher_internal:member_added",
+                    "channel": channel,
+                    "data": dumps({"user_id": user_id, "user_info": user_info}),
+                }
+            )
+            self.hub.publish_except(channel, encode_text_frame(added), self.socket_id)
 
 
 async def serve(host: str, port: int) -> None:
