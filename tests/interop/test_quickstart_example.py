@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,27 +18,36 @@ NODE_MODULES = Path(__file__).resolve().parent / "node" / "node_modules"
 pytestmark = pytest.mark.interop
 
 
-def test_quickstart_delivers_on_every_channel(server: ServerProcess) -> None:
+def test_quickstart_delivers_on_every_channel(
+    server: ServerProcess, tmp_path: Path
+) -> None:
     """Events published by backend.py reach subscribe.mjs on all four channels."""
+    # The example's own npm install is a user step. The test runs a copy of it
+    # beside the interop suite's pinned pusher-js: ES modules ignore NODE_PATH,
+    # so the copy gets a node_modules link.
+    example = tmp_path / "quickstart"
+    example.mkdir()
+    for name in ("backend.py", "subscribe.mjs", "package.json"):
+        shutil.copy(EXAMPLE / name, example / name)
+    (example / "node_modules").symlink_to(NODE_MODULES, target_is_directory=True)
+
     auth_port = free_port()
     env = {
         **os.environ,
         "QUICKSTART_CLARION_PORT": str(server.port),
         "QUICKSTART_AUTH_PORT": str(auth_port),
-        # The example's own npm install is a user step; the test reuses the
-        # pinned pusher-js of the interop suite.
-        "NODE_PATH": str(NODE_MODULES),
     }
     backend = subprocess.Popen(
-        [sys.executable, str(EXAMPLE / "backend.py"), "serve"],
+        [sys.executable, str(example / "backend.py"), "serve"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    subscriber: subprocess.Popen[str] | None = None
     try:
         wait_for_port("127.0.0.1", auth_port, backend)
         subscriber = subprocess.Popen(
-            ["node", str(EXAMPLE / "subscribe.mjs")],
+            ["node", str(example / "subscribe.mjs")],
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -45,7 +55,7 @@ def test_quickstart_delivers_on_every_channel(server: ServerProcess) -> None:
         )
         lines = _read_until(subscriber, "subscribed: ", count=4)
         subprocess.run(
-            [sys.executable, str(EXAMPLE / "backend.py"), "publish"],
+            [sys.executable, str(example / "backend.py"), "publish"],
             env=env,
             check=True,
             timeout=30,
@@ -53,8 +63,11 @@ def test_quickstart_delivers_on_every_channel(server: ServerProcess) -> None:
         )
         output, _ = subscriber.communicate(timeout=20)
     finally:
-        backend.kill()
-        backend.wait(timeout=5)
+        for process in (subscriber, backend):
+            if process is not None and process.poll() is None:
+                process.kill()
+            if process is not None:
+                process.communicate(timeout=5)
     received = "\n".join(lines) + output
     for channel in (
         "quickstart",
