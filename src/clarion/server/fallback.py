@@ -75,8 +75,6 @@ def _close_frame(code: int, reason: str) -> str:
 class _Receiver:
     """A receiving request attached to a session: a stream or a held poll."""
 
-    streaming = False
-
     def __init__(self) -> None:
         self.done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
@@ -98,8 +96,6 @@ class _PollReceiver(_Receiver):
 
 class _StreamReceiver(_Receiver):
     """An open ``xhr_streaming`` response, written chunk by chunk."""
-
-    streaming = True
 
     def __init__(self, protocol: HttpProtocol) -> None:
         super().__init__()

@@ -177,9 +177,6 @@ class Adapter(Protocol):
     async def online_users(self, app_id: str, user_ids: Iterable[str]) -> set[str]:
         """Return which of ``user_ids`` have a signed-in connection."""
 
-    async def user_subscribers(self, app_id: str, user_id: str) -> list[Subscriber]:
-        """Return the connections signed in as ``user_id``."""
-
     async def broadcast_user_status(
         self, app_id: str, user_id: str, online: bool
     ) -> None:

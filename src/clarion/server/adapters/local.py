@@ -243,9 +243,6 @@ class LocalAdapter:
         users = self._users.get(app_id, {})
         return {user_id for user_id in user_ids if user_id in users}
 
-    async def user_subscribers(self, app_id: str, user_id: str) -> list[Subscriber]:
-        return list(self._users.get(app_id, {}).get(user_id, {}).values())
-
     async def broadcast_user_status(
         self, app_id: str, user_id: str, online: bool
     ) -> None:

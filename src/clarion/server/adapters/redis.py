@@ -742,9 +742,6 @@ class RedisAdapter:
             if count and int(count) > 0
         }
 
-    async def user_subscribers(self, app_id: str, user_id: str) -> list[Subscriber]:
-        return list(self._local_users.get((app_id, user_id), {}).values())
-
     async def broadcast_user_status(
         self, app_id: str, user_id: str, online: bool
     ) -> None:
