@@ -54,4 +54,4 @@ class App:
     """Close connections that do not authorize within ``authorization_timeout``."""
     limits: Limits = field(default_factory=Limits)
     webhooks: tuple[WebhookTarget, ...] = ()
-    """Where the app's webhooks go; none by default."""
+    """The URLs that receive the app's webhooks; none by default."""

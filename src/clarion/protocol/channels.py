@@ -22,7 +22,7 @@ _NAME_PATTERN = re.compile(r"[A-Za-z0-9_\-=@,.;]+")
 
 
 class ChannelKind(Enum):
-    """What a channel name's prefix makes it, with the rules that follow."""
+    """The kind of channel that a name's prefix denotes, with its rules."""
 
     PUBLIC = "public"
     PRIVATE = "private"

@@ -39,7 +39,8 @@ class Settings:
     activity_timeout: int = 120
     """Seconds announced to clients; the server pings a client silent this long."""
     pong_timeout: int = 30
-    """Seconds a client has to answer the server's ping before it is closed (4201)."""
+    """Seconds a client has to respond to the server's ping before it is closed
+    with 4201."""
     max_frame_bytes: int = 256 * 1024
     """Largest WebSocket message accepted from a client; larger ones close with 1009."""
     max_body_bytes: int = 1024 * 1024
@@ -57,7 +58,7 @@ class Settings:
     """Milliseconds ``channel_vacated`` and ``member_removed`` wait; they are
     dropped, with the matching occupied or added event, if undone meanwhile."""
     webhook_timeout: int = 10
-    """Seconds a webhook receiver has to answer one request."""
+    """Seconds a webhook receiver has to respond to one request."""
     redis_url: str = ""
     """``redis://`` or ``rediss://`` URL of the Redis that a cluster shares;
     empty for one process with in-process state."""

@@ -28,7 +28,7 @@ MAX_LOGGED_ERRORS = 10
 
 
 class Connection:
-    """One Pusher connection, as the hub sees it.
+    """One Pusher connection, in the terms the hub uses.
 
     Subclasses carry it over a WebSocket or an HTTP session: they implement
     ``send``, ``flush`` and ``close``, and hand each complete text message from

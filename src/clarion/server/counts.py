@@ -23,9 +23,10 @@ THROTTLE_INTERVAL = 5.0
 
 
 class SubscriptionCounts:
-    """Tells a channel's subscribers its count after each change, when the app
-    asks for it. A channel over ``THROTTLE_ABOVE`` subscribers gets at most one
-    count every ``THROTTLE_INTERVAL`` seconds, carrying the latest value."""
+    """Sends a channel's subscribers its count after each change, when the app
+    enables it or a webhook takes subscription counts. A channel over
+    ``THROTTLE_ABOVE`` subscribers gets at most one count every
+    ``THROTTLE_INTERVAL`` seconds, carrying the latest value."""
 
     def __init__(
         self,

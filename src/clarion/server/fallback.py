@@ -2,7 +2,7 @@
 
 Clients that cannot open a WebSocket use a SockJS-style session under
 ``{path}/app/{key}/{server}/{session}/``: ``xhr_streaming`` keeps one response
-open and writes each frame as it comes, ``xhr`` (polling) answers with what is
+open and writes each frame as it comes, ``xhr`` (polling) responds with what is
 queued or holds the request until something is, and ``xhr_send`` carries the
 client's messages. An ``HttpSession`` is a ``Connection`` like a WebSocket one,
 so the hub treats both alike; only the framing differs:
@@ -126,7 +126,7 @@ class _StreamReceiver(_Receiver):
         assert transport is not None
         if transport.get_write_buffer_size() > MAX_QUEUED_CHARACTERS:
             # The client stopped reading this stream: bound the memory it
-            # holds as the WebSocket path does.
+            # takes up, as the WebSocket path does.
             session.log_error("Dropping HTTP session: its stream is not being read")
             transport.abort()
             return
@@ -316,7 +316,7 @@ class HttpSession(Connection):
         self.last_received = time.monotonic()
         self.ping_sent_at = 0.0
         if not texts and isinstance(self._receiver, _PollReceiver):
-            # The client's ping: answer it with the held poll at once.
+            # The client's ping: respond to it with the held poll at once.
             if not self._receiver.done.done():
                 self._receiver.done.set_result("h\n")
             return

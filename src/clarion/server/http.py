@@ -109,7 +109,8 @@ class RequestHandler:
 
 
 class HttpProtocol(asyncio.Protocol):
-    """An HTTP/1.1 connection; requests are answered in order, keep-alive included."""
+    """An HTTP/1.1 connection, keep-alive included; responses go out in request
+    order."""
 
     def __init__(
         self,
@@ -139,7 +140,7 @@ class HttpProtocol(asyncio.Protocol):
         self._worker: asyncio.Task[None] | None = None
         self._idle_timer: asyncio.TimerHandle | None = None
         self._final_response: Response | None = None
-        """An error answer that waits for the requests received before it."""
+        """An error response that waits for the requests received before it."""
         self._writing_paused = False
         self._reading_paused = False
 
@@ -178,8 +179,8 @@ class HttpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self._failed:
-            # Discard what the peer still sends after an error answer, so that it
-            # can read the answer instead of failing on a reset connection.
+            # Discard what the peer still sends after an error response, so that
+            # it can read the response instead of failing on a reset connection.
             self._discarded += len(data)
             if self._discarded > MAX_DISCARDED_BYTES and self.transport is not None:
                 self.transport.close()

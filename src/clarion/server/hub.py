@@ -157,7 +157,7 @@ class Hub:
         return connection
 
     def connection_count(self, app_id: str) -> int:
-        """Return how many connections of ``app_id`` this process holds open."""
+        """Return how many connections of ``app_id`` this process has open."""
         return self._connections_per_app.get(app_id, 0)
 
     def remove_connection(self, connection: Connection) -> None:

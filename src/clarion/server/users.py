@@ -48,7 +48,7 @@ class Users:
                     f"{current.id}",
                     code=ErrorCode.UNAUTHORIZED,
                 )
-            # The first sign-in's user data stands, so echo that.
+            # The first sign-in's user data is kept, so echo that.
             connection.send_text(messages.signin_success(current.user_data))
             return
 

@@ -1,6 +1,6 @@
 """The adapter interface: subscriptions, presence members and message delivery.
 
-An adapter knows apps, channels, members and messages; it knows nothing about
+An adapter deals in apps, channels, members and messages. It has no notion of
 HTTP routes or WebSocket frames beyond handing a message to a subscriber.
 """
 
@@ -26,7 +26,7 @@ __all__ = [
 
 
 class Subscriber(Protocol):
-    """What an adapter needs from a connection to deliver to it."""
+    """The part of a connection that an adapter delivers to."""
 
     socket_id: str
 
@@ -78,27 +78,30 @@ class ChannelInfo:
 
 
 class ClusterListener(Protocol):
-    """What the adapter tells the hub about other nodes and about dead ones."""
+    """The hub's side of the adapter: events from other nodes and from dead ones."""
 
     async def member_left(self, app_id: str, channel: str, user_id: str) -> None:
-        """A dead node's connections were the last of ``user_id`` in ``channel``."""
+        """Handle the last connections of ``user_id`` in ``channel`` dying with a
+        node."""
 
     async def member_rejoined(
         self, app_id: str, channel: str, user_id: str, user_info: object
     ) -> None:
-        """A member that other nodes had dropped was written back after an outage."""
+        """Announce a member that other nodes had dropped and that came back after an
+        outage."""
 
     def channel_vacated(self, app_id: str, channel: str) -> None:
-        """A dead node's connections were the last subscribers of ``channel``."""
+        """Handle the last subscribers of ``channel`` dying with a node."""
 
     async def subscription_count_changed(self, app_id: str, channel: str) -> None:
-        """A dead node's connections left ``channel``, which others still hold."""
+        """Handle a dead node's subscribers leaving ``channel``, which others still
+        have."""
 
     async def user_left(self, app_id: str, user_id: str) -> None:
-        """A dead node held the last signed-in connection of ``user_id``."""
+        """Handle the last signed-in connection of ``user_id`` dying with a node."""
 
     def user_status(self, app_id: str, user_id: str, online: bool) -> None:
-        """A user came online or went offline somewhere in the cluster."""
+        """Pass on that a user came online or went offline somewhere in the cluster."""
 
     def terminate_user(self, app_id: str, user_id: str) -> None:
         """Close this node's connections signed in as ``user_id``."""
@@ -188,7 +191,7 @@ class Adapter(Protocol):
     # HTTP sessions, which live in the process that created them
 
     async def set_session_owner(self, session: str, address: str | None) -> None:
-        """Record which process serves an HTTP session (``None`` forgets it)."""
+        """Record which process serves an HTTP session (``None`` removes the record)."""
 
     async def session_owner(self, session: str) -> str | None:
         """Return the address of the process that serves an HTTP session."""

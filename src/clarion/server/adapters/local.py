@@ -26,7 +26,7 @@ class _PresenceUser:
     __slots__ = ("socket_ids", "user_info")
 
     def __init__(self, user_info: object) -> None:
-        # The first connection's user_info stands until the user leaves entirely.
+        # The first connection's user_info is kept until the user leaves entirely.
         self.user_info = user_info
         self.socket_ids: set[str] = set()
 
@@ -213,7 +213,7 @@ class LocalAdapter:
 
     def _purge_cache(self, now: float) -> None:
         # Expired entries are otherwise dropped only when read; purging each time
-        # the cache doubles keeps channels that nobody reads from piling up.
+        # the cache doubles keeps entries of channels that no one reads from piling up.
         self._cache = {
             key: entry for key, entry in self._cache.items() if entry[2] > now
         }

@@ -188,7 +188,7 @@ class Webhooks:
         self._emit(app, {"name": "user_offline", "user_id": user_id})
 
     def wants(self, app: App, event_type: str) -> bool:
-        """Whether any of the app's webhook URLs takes ``event_type``."""
+        """Return whether any of the app's webhook URLs takes ``event_type``."""
         return self._wanted(app, event_type)
 
     # Batching

@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
 DEFER_SECONDS = 1.0
 """Seconds a delivery waits when its URL already has its share in flight."""
 MAX_RESPONSE_BYTES = 64 * 1024
-"""Bytes of a receiver's answer that are read; the rest is ignored."""
+"""Bytes of a receiver's response that are read; the rest is ignored."""
 
 
 class WebhookSender:
@@ -246,7 +246,7 @@ async def post(url: str, headers: Mapping[str, str], body: bytes) -> int:
     """POST ``body`` to ``url`` over HTTP/1.1 and return the response status.
 
     Raises:
-        ValueError: the URL is not http or https, or the answer is not HTTP.
+        ValueError: the URL is not http or https, or the response is not HTTP.
         OSError: the connection failed.
     """
     parts = urlsplit(url)
@@ -273,7 +273,7 @@ async def post(url: str, headers: Mapping[str, str], body: bytes) -> int:
             or not fields[1].isdigit()
         ):
             raise ValueError(f"invalid HTTP status line {status_line[:80]!r}")
-        # Read a bounded part of the answer so the receiver can finish writing.
+        # Read a bounded part of the response so the receiver can finish writing.
         await reader.read(MAX_RESPONSE_BYTES)
         return int(fields[1])
     finally:
