@@ -1,5 +1,5 @@
 """Fixtures for the console tests: a server with the console on, headless
-Chromium, a pusher-js client and the Python SDK, all on 127.0.0.1."""
+Chromium and Firefox, a pusher-js client and the Python SDK, all on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -13,11 +13,17 @@ import pusher
 import pytest
 
 TESTS = Path(__file__).resolve().parent.parent
-if str(TESTS / "interop") not in sys.path:
-    sys.path.insert(0, str(TESTS / "interop"))
+# The pusher-js driver, and the redis-server and node helpers of the cluster
+# tests, live with other test folders.
+for folder in ("interop", "server", "cluster"):
+    if str(TESTS / folder) not in sys.path:
+        sys.path.insert(0, str(TESTS / folder))
 
+from cluster_harness import RedisServer, launch_node, node_config  # noqa: E402
 from console_harness import (  # noqa: E402
     APP_SECRET,
+    BROWSERS,
+    CLUSTER_NODE_TIMEOUT,
     CONSOLE_CONFIG,
     CONSOLE_TOKEN,
     Browser,
@@ -46,15 +52,25 @@ def console_http(console_server: ServerProcess) -> ConsoleHttp:
     return ConsoleHttp(console_server.host, console_server.port)
 
 
+@pytest.fixture(scope="module", params=sorted(BROWSERS))
+def browser_name(request: pytest.FixtureRequest) -> str:
+    """Each browser that the console must work in, one after the other."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def shared_browser(
-    console_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+    console_server: ServerProcess,
+    browser_name: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Browser]:
-    """Headless Chromium with a fresh profile, limited to the module's server."""
-    directory = tmp_path_factory.mktemp("chromium")
+    """A headless browser with a fresh profile, limited to the module's server."""
+    directory = tmp_path_factory.mktemp(browser_name)
     profile = directory / "profile"
     profile.mkdir()
-    opened = Browser(console_server.http_url, profile, directory / "browser.log")
+    opened = Browser(
+        console_server.http_url, profile, directory / "browser.log", browser_name
+    )
     yield opened
     opened.close()
 
@@ -72,17 +88,21 @@ def browser(shared_browser: Browser) -> Iterator[Browser]:
 
 
 @pytest.fixture
-def screenshot(browser: Browser, tmp_path: Path) -> Callable[[str], Path]:
-    """Return a function that saves a full-page screenshot as console-NAME.png.
+def screenshot(
+    browser: Browser, browser_name: str, tmp_path: Path
+) -> Callable[[str], Path]:
+    """Return a function that saves a full-page screenshot as console-NAME.png
+    in Chromium and console-NAME-firefox.png in Firefox.
 
     The files go to CLARION_SCREENSHOT_DIR when set (docs/images for the
     docs), else to the test's temporary directory.
     """
     folder = Path(os.environ.get("CLARION_SCREENSHOT_DIR") or tmp_path)
     folder.mkdir(parents=True, exist_ok=True)
+    suffix = "" if browser_name == "chromium" else f"-{browser_name}"
 
     def save(name: str) -> Path:
-        path = folder / f"console-{name}.png"
+        path = folder / f"console-{name}{suffix}.png"
         browser.call("screenshot", path=str(path))
         return path
 
@@ -140,3 +160,25 @@ def connect_client(
     for client in clients:
         client.close()
     endpoint.close()
+
+
+@pytest.fixture
+def console_cluster(tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """Two nodes with the console on that share a fresh redis-server, with the
+    cluster tests' apps (``cluster_harness.APP_ID`` and others)."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    config = node_config(
+        tmp_path / "data",
+        node_timeout=CLUSTER_NODE_TIMEOUT,
+        server={"console_token": CONSOLE_TOKEN},
+    )
+    nodes: list[ServerProcess] = []
+    try:
+        for _ in range(2):
+            nodes.append(launch_node(config, tmp_path, redis.url))
+        yield nodes
+    finally:
+        for node in nodes:
+            node.stop()
+        redis.stop()

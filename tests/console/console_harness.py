@@ -1,5 +1,6 @@
 """Drivers for the console tests: headless Chromium through playwright-core,
-and a plain HTTP client that keeps the console's cookies."""
+headless Firefox through puppeteer-core, and a plain HTTP client that keeps
+the console's cookies."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from urllib.parse import urlencode
 TESTS = Path(__file__).resolve().parent.parent
 NODE_MODULES = TESTS / "interop" / "node" / "node_modules"
 BROWSER_SCRIPT = Path(__file__).parent / "browser.mjs"
-CHROMIUM = "/usr/bin/chromium"
+BROWSERS = {"chromium": "/usr/bin/chromium", "firefox": "/usr/bin/firefox-esr"}
+"""Browser name to the executable of its Debian package."""
+DRIVERS = {"chromium": "playwright-core", "firefox": "puppeteer-core"}
+"""Browser name to the npm package that drives it."""
 
 CONSOLE_TOKEN = "console-test-token-0123456789"
 APP_SECRET = "console-app-secret"
@@ -36,29 +40,47 @@ client_events = true
 WAIT_SECONDS = 5.0
 """Maximum wait for one browser step, in seconds; everything runs on loopback."""
 
+CLUSTER_NODE_TIMEOUT = 2
+"""``node_timeout`` of the console's cluster nodes, in seconds, kept short so
+that a killed node leaves the totals soon."""
 
-def check_browser_setup() -> str:
+
+def check_browser_setup(browser: str) -> str:
     """Return the `node` on PATH, or raise with the missing setup step."""
     node = shutil.which("node")
     if node is None:
         raise RuntimeError("node not found on PATH: run scripts/test.sh")
-    if not (NODE_MODULES / "playwright-core").is_dir():
+    driver = DRIVERS[browser]
+    if not (NODE_MODULES / driver).is_dir():
         raise RuntimeError(
-            f"playwright-core is not installed: run `npm ci` in {NODE_MODULES.parent}"
+            f"{driver} is not installed: run `npm ci` in {NODE_MODULES.parent}"
         )
-    if not os.access(CHROMIUM, os.X_OK):
-        raise RuntimeError(f"{CHROMIUM} not found: install Debian's chromium package")
+    executable = BROWSERS[browser]
+    if not os.access(executable, os.X_OK):
+        package = Path(executable).name
+        raise RuntimeError(
+            f"{executable} not found: install Debian's {package} package "
+            "(scripts/test.sh does this)"
+        )
     return node
 
 
 class Browser:
-    """One headless Chromium page in a `node browser.mjs` child process."""
+    """One headless browser page in a `node browser.mjs` child process;
+    ``browser`` is a key of ``BROWSERS``."""
 
-    def __init__(self, origin: str, user_data_dir: Path, log_path: Path) -> None:
-        node = check_browser_setup()
+    def __init__(
+        self,
+        origin: str,
+        user_data_dir: Path,
+        log_path: Path,
+        browser: str = "chromium",
+    ) -> None:
+        node = check_browser_setup(browser)
         options = {
             "nodeModules": str(NODE_MODULES),
-            "executablePath": CHROMIUM,
+            "browser": browser,
+            "executablePath": BROWSERS[browser],
             "userDataDir": str(user_data_dir),
             "origin": origin,
         }
@@ -96,7 +118,8 @@ class Browser:
         }
         self.process.stdin.write(json.dumps(command) + "\n")
         self.process.stdin.flush()
-        # Launching Chromium comes before the first reply, so allow more for it.
+        # Launching the browser comes before the first reply, so allow more
+        # for it.
         try:
             reply = self._replies.get(timeout=timeout + 15)
         except queue.Empty:

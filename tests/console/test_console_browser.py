@@ -1,7 +1,9 @@
-"""The console in headless Chromium, with pusher-js clients and the Python SDK.
+"""The console in headless Chromium and Firefox, with pusher-js clients and
+the Python SDK.
 
-The tests of this module share one server, so each uses its own channels and
-event names, and counts log rows only through a filter that matches them.
+The tests of this module share one server, in both browsers, so each uses its
+own channels and event names, and counts log rows only through a filter that
+matches them; tests that count rows put the browser's name in their channel.
 """
 
 from __future__ import annotations
@@ -74,20 +76,22 @@ def test_console_log_shows_client_subscribing(
 
 def test_console_log_filters_triggered_event(
     browser: Browser,
+    browser_name: str,
     connect_client: Callable[..., PusherJsClient],
     python_sdk: pusher.Pusher,
 ) -> None:
     """An API-triggered event appears, and the filters show only what matches."""
+    channel = f"{browser_name}-filtering"
     client = connect_client()
-    client.subscribe("filtering")
+    client.subscribe(channel)
     browser.login()
     browser.goto("/console/apps/1")
     browser.wait_text("#log-status", "Live")
 
-    python_sdk.trigger("filtering", "order-placed", {"id": 7})
+    python_sdk.trigger(channel, "order-placed", {"id": 7})
     browser.wait_text(f"{LOG_ROWS}.api_event", "order-placed")
 
-    browser.call("fill", selector="#filter-channel", value="filtering")
+    browser.call("fill", selector="#filter-channel", value=channel)
     assert browser.count(LOG_ROWS) == 2
     browser.call("fill", selector="#filter-event", value="order-placed")
     assert browser.count(LOG_ROWS) == 1
@@ -101,16 +105,17 @@ def test_console_log_filters_triggered_event(
 
 
 def test_console_pause_holds_new_rows(
-    browser: Browser, python_sdk: pusher.Pusher
+    browser: Browser, browser_name: str, python_sdk: pusher.Pusher
 ) -> None:
     """While paused the log keeps its rows; resuming adds what arrived."""
+    channel = f"{browser_name}-pausing"
     browser.login()
     browser.goto("/console/apps/1")
     browser.wait_text("#log-status", "Live")
-    browser.call("fill", selector="#filter-channel", value="pausing")
+    browser.call("fill", selector="#filter-channel", value=channel)
     browser.call("click", selector="#pause")
 
-    python_sdk.trigger("pausing", "while-paused", {})
+    python_sdk.trigger(channel, "while-paused", {})
     browser.wait_text("#log-status", "1 new event")
     assert browser.count(LOG_ROWS) == 0
 
@@ -143,7 +148,7 @@ def test_console_form_event_reaches_client(
 
 
 def test_console_form_without_csrf_rejected(
-    browser: Browser, python_sdk: pusher.Pusher
+    browser: Browser, browser_name: str, python_sdk: pusher.Pusher
 ) -> None:
     """The trigger form without its CSRF field is rejected with 403."""
     browser.login()
@@ -155,8 +160,9 @@ def test_console_form_without_csrf_rejected(
     browser.call("click", selector="#trigger-form button[type=submit]")
 
     browser.wait_text("#trigger-status", "Missing or invalid CSRF token")
-    python_sdk.trigger("forging", "marker", {})
-    browser.wait_text(LOG_ROWS, "marker")
+    marker = f"{browser_name}-marker"
+    python_sdk.trigger("forging", marker, {})
+    browser.wait_text(LOG_ROWS, marker)
     assert browser.count(f"{LOG_ROWS}[data-event=forged]") == 0
 
 
@@ -182,3 +188,17 @@ def test_console_shows_presence_members(
     browser.wait_text("#member-list li", "alice")
     browser.wait_text("#member-list li", '"name": "Bob"')
     screenshot("presence")
+
+
+def test_console_logout_returns_to_login(browser: Browser) -> None:
+    """The Log out button ends the session: the app page then asks for login."""
+    browser.login()
+    browser.goto("/console/apps/1")
+    browser.wait_text("#log-status", "Live")
+
+    status = browser.call("submit", selector="header form button[type=submit]")
+
+    assert status["url"].endswith("/console/login")
+    browser.goto("/console/apps/1")
+    browser.wait_text("h1", "Clarion console")
+    assert browser.count("#token") == 1

@@ -1,97 +1,83 @@
-"""The console's live log across two nodes that share a Redis."""
+"""The console across two nodes that share a Redis: the live log, the
+connection totals and chart, and logout."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pusher
 import pytest
-from console_harness import APP_SECRET, CONSOLE_TOKEN, WAIT_SECONDS, ConsoleHttp
-from test_console_http import open_stream, read_sse_until
+from cluster_harness import APP_ID, APP_KEY, APP_SECRET, kill_node
+from console_harness import CLUSTER_NODE_TIMEOUT, WAIT_SECONDS, Browser, ConsoleHttp
+from test_console_http import open_stream, read_sse_to_end, read_sse_until
+from websockets.sync.client import ClientConnection, connect
 
-from server_process import ServerProcess, free_port, launch
+from server_process import ServerProcess
+
+STATS = f"/console/api/apps/{APP_ID}/stats"
+
+
+def open_clients(node: ServerProcess, count: int, stack: ExitStack) -> None:
+    """Open ``count`` Pusher connections to ``node``, closed with ``stack``."""
+    url = f"ws://{node.host}:{node.port}/app/{APP_KEY}?protocol=7&client=console"
+    for _ in range(count):
+        client: ClientConnection = stack.enter_context(connect(url))
+        established = json.loads(client.recv(timeout=WAIT_SECONDS))
+        assert established["event"] == "pusher:connection_established"
+
+
+def wait_stats(
+    console: ConsoleHttp, accept: Callable[[dict[str, Any]], bool], timeout: float
+) -> dict[str, Any]:
+    """Poll the stats route until ``accept`` takes the response; return it.
+
+    Nodes write their samples once a second, so the totals lag by up to two
+    seconds; ``timeout`` bounds the wait.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        status, _, body = console.request("GET", STATS)
+        assert status == 200, body
+        stats: dict[str, Any] = json.loads(body)
+        if accept(stats):
+            return stats
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stats not as expected in {timeout} s: {stats}")
+        time.sleep(0.2)
+
+
+def latest(stats: dict[str, Any]) -> list[Any]:
+    samples: list[list[Any]] = stats["samples"]
+    return samples[-1] if samples else [0, 0, 0, 0, 0]
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    """A fresh redis-server on a free port without persistence, stopped by PID."""
-    executable = shutil.which("redis-server")
-    if executable is None:
-        raise RuntimeError("redis-server not found: run scripts/test.sh")
-    port = free_port()
-    with (tmp_path / "redis.log").open("wb") as log:
-        process = subprocess.Popen(
-            [executable, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
-            + ["--appendonly", "no", "--dir", str(tmp_path)],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        deadline = time.monotonic() + WAIT_SECONDS
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not listen") from None
-                time.sleep(0.05)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        os.kill(process.pid, signal.SIGTERM)
-        process.wait(timeout=5)
+def clients() -> Iterator[ExitStack]:
+    with ExitStack() as stack:
+        yield stack
 
 
-@pytest.fixture
-def two_nodes(redis_url: str, tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    config = f"""
-[server]
-redis_url = "{redis_url}"
-data_dir = "{tmp_path / "data"}"
-
-[[apps]]
-id = "1"
-key = "app-key"
-secret = "{APP_SECRET}"
-"""
-    nodes: list[ServerProcess] = []
-    try:
-        for _ in range(2):
-            node = launch(
-                config, tmp_path, env={"CLARION_CONSOLE_TOKEN": CONSOLE_TOKEN}
-            )
-            node.secret = APP_SECRET
-            nodes.append(node)
-        yield nodes
-    finally:
-        for node in nodes:
-            node.stop()
-
-
-def test_console_stream_shows_other_node(two_nodes: list[ServerProcess]) -> None:
+def test_console_stream_shows_other_node(console_cluster: list[ServerProcess]) -> None:
     """A live log on one node shows an event triggered on the other."""
-    watched, other = two_nodes
+    watched, other = console_cluster
     console = ConsoleHttp(watched.host, watched.port)
     console.login()
     sdk = pusher.Pusher(
-        app_id="1",
-        key="app-key",
+        app_id=APP_ID,
+        key=APP_KEY,
         secret=APP_SECRET,
         host=other.host,
         port=other.port,
         ssl=False,
     )
-    _, _, stats = console.request("GET", "/console/api/apps/1/stats")
+    _, _, stats = console.request("GET", STATS)
     watched_node = json.loads(stats)["node"]
-    with open_stream(watched, console.cookies) as sock:
+    with open_stream(watched, console.cookies, APP_ID) as sock:
         read_sse_until(sock, b"event: recent", WAIT_SECONDS)
         # Nodes publish their events once they see a live log open somewhere,
         # which they check every 2 s, so trigger until one event arrives.
@@ -110,3 +96,119 @@ def test_console_stream_shows_other_node(two_nodes: list[ServerProcess]) -> None
     record = json.loads(received.split(b"data: ")[-1].split(b"\n")[0])
     assert record[0]["kind"] == "api_event"
     assert record[0]["node"] != watched_node
+
+
+def test_console_counts_connections_of_every_node(
+    console_cluster: list[ServerProcess], clients: ExitStack
+) -> None:
+    """The stats, channels and apps routes of one node count the connections
+    of both nodes, and the node's own share separately."""
+    watched, other = console_cluster
+    console = ConsoleHttp(watched.host, watched.port)
+    console.login()
+    open_clients(watched, 1, clients)
+    open_clients(other, 2, clients)
+
+    stats = wait_stats(console, lambda s: latest(s)[1] == 3, WAIT_SECONDS)
+
+    assert stats["scope"] == "cluster"
+    assert stats["cluster_error"] is None
+    assert latest(stats)[4] == 2
+    _, _, body = console.request("GET", "/console/api/apps")
+    (app,) = [app for app in json.loads(body)["apps"] if app["id"] == APP_ID]
+    assert app["connections"] == 3
+    assert app["process_connections"] == 1
+    _, _, body = console.request("GET", f"/console/api/apps/{APP_ID}/channels")
+    channels = json.loads(body)
+    assert channels["connections"] == 3
+    assert channels["process_connections"] == 1
+
+
+def test_console_totals_drop_stopped_node(
+    console_cluster: list[ServerProcess], clients: ExitStack
+) -> None:
+    """A node that stops leaves the totals at its next sample."""
+    watched, other = console_cluster
+    console = ConsoleHttp(watched.host, watched.port)
+    console.login()
+    open_clients(watched, 1, clients)
+    open_clients(other, 1, clients)
+    wait_stats(console, lambda s: latest(s)[1] == 2, WAIT_SECONDS)
+
+    other.stop()
+
+    stats = wait_stats(console, lambda s: latest(s)[4] == 1, WAIT_SECONDS)
+    assert latest(stats)[1] == 1
+
+
+def test_console_totals_drop_killed_node(
+    console_cluster: list[ServerProcess], clients: ExitStack
+) -> None:
+    """A node killed without a chance to clean up leaves the totals once its
+    sample expires after ``node_timeout``."""
+    watched, other = console_cluster
+    console = ConsoleHttp(watched.host, watched.port)
+    console.login()
+    open_clients(watched, 1, clients)
+    open_clients(other, 2, clients)
+    wait_stats(console, lambda s: latest(s)[1] == 3, WAIT_SECONDS)
+
+    kill_node(other)
+
+    stats = wait_stats(
+        console, lambda s: latest(s)[4] == 1, CLUSTER_NODE_TIMEOUT + WAIT_SECONDS
+    )
+    assert latest(stats)[1] == 1
+
+
+def test_console_logout_revokes_cookie_on_every_node(
+    console_cluster: list[ServerProcess],
+) -> None:
+    """After logout on one node, a copy of the cookie is rejected on both."""
+    first, second = console_cluster
+    console = ConsoleHttp(first.host, first.port)
+    console.login()
+    copies = [ConsoleHttp(node.host, node.port) for node in console_cluster]
+    for copy in copies:
+        copy.cookies = dict(console.cookies)
+        assert copy.request("GET", "/console/api/apps")[0] == 200
+    with open_stream(second, console.cookies, APP_ID) as sock:
+        read_sse_until(sock, b"event: recent", WAIT_SECONDS)
+
+        status, _, _ = console.request(
+            "POST", "/console/logout", {"csrf_token": console.csrf()}
+        )
+
+        assert status == 303
+        for copy in copies:
+            assert copy.request("GET", "/console/api/apps")[0] == 401
+        # The other node checks its open live logs' sessions every 5 s.
+        read_sse_to_end(sock, 5 + WAIT_SECONDS)
+
+
+def test_console_page_shows_cluster_total(
+    console_cluster: list[ServerProcess],
+    clients: ExitStack,
+    browser_name: str,
+    tmp_path: Path,
+) -> None:
+    """The app page on one node shows the open connections of both nodes."""
+    watched, other = console_cluster
+    open_clients(watched, 2, clients)
+    open_clients(other, 2, clients)
+    profile = tmp_path / "profile"
+    profile.mkdir()
+    browser = Browser(watched.http_url, profile, tmp_path / "browser.log", browser_name)
+    try:
+        browser.login()
+        browser.goto(f"/console/apps/{APP_ID}")
+
+        browser.wait_text("#open-count", "4")
+        browser.wait_text("#chart-scope", "whole cluster: 2 server processes")
+        browser.goto("/console/")
+        browser.wait_text("caption", "every node")
+        # The cluster's first app is APP_ID.
+        assert browser.text("tbody tr:first-child td:nth-child(4)") == "4"
+        assert browser.call("errors")["errors"] == []
+    finally:
+        browser.close()

@@ -190,7 +190,11 @@ def test_console_stats_sample_every_second(console_http: ConsoleHttp) -> None:
 
     assert stats["interval"] == 1.0
     assert len(stats["samples"]) >= 2
-    assert len(stats["samples"][-1]) == 4
+    assert stats["scope"] == "process"
+    assert stats["cluster_error"] is None
+    time_, connections, opened, events, nodes = stats["samples"][-1]
+    assert connections >= 0
+    assert nodes == 1
 
 
 def read_sse_until(sock: socket.socket, text: bytes, timeout: float) -> bytes:
@@ -212,12 +216,32 @@ def read_sse_until(sock: socket.socket, text: bytes, timeout: float) -> bytes:
     return received
 
 
-def open_stream(server: ServerProcess, cookies: dict[str, str]) -> socket.socket:
+def read_sse_to_end(sock: socket.socket, timeout: float) -> bytes:
+    """Read from a live log stream until the server closes it."""
+    received = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"stream still open after {timeout} s: {received!r}")
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        if not chunk:
+            return received
+        received += chunk
+
+
+def open_stream(
+    server: ServerProcess, cookies: dict[str, str], app_id: str = "1"
+) -> socket.socket:
     sock = socket.create_connection((server.host, server.port), timeout=WAIT_SECONDS)
     cookie = "; ".join(f"{name}={value}" for name, value in cookies.items())
     sock.sendall(
         (
-            "GET /console/api/apps/1/stream HTTP/1.1\r\n"
+            f"GET /console/api/apps/{app_id}/stream HTTP/1.1\r\n"
             f"Host: {server.host}\r\nCookie: {cookie}\r\n\r\n"
         ).encode()
     )
@@ -238,3 +262,50 @@ def test_console_stream_sends_api_events(
 
     assert b"Content-Type: text/event-stream" in head
     assert b'"kind": "api_event"' in received
+
+
+def test_console_logout_revokes_copied_cookie(console_server: ServerProcess) -> None:
+    """A copy of the session cookie taken before logout is rejected after it."""
+    console = ConsoleHttp(console_server.host, console_server.port)
+    console.login()
+    copied = ConsoleHttp(console_server.host, console_server.port)
+    copied.cookies = dict(console.cookies)
+    assert copied.request("GET", "/console/api/apps")[0] == 200
+
+    status, headers, _ = console.request(
+        "POST", "/console/logout", {"csrf_token": console.csrf()}
+    )
+
+    assert status == 303
+    assert headers["location"] == "/console/login"
+    assert "clarion_console_session" not in console.cookies
+    assert copied.request("GET", "/console/api/apps")[0] == 401
+    status, headers, _ = copied.request("GET", "/console/")
+    assert status == 303
+    assert headers["location"] == "/console/login"
+
+
+def test_console_logout_ends_open_stream(console_server: ServerProcess) -> None:
+    """Logging out closes the live log that the session had open."""
+    console = ConsoleHttp(console_server.host, console_server.port)
+    console.login()
+    csrf = console.csrf()
+    with open_stream(console_server, console.cookies) as sock:
+        read_sse_until(sock, b"event: recent", WAIT_SECONDS)
+
+        status, _, _ = console.request("POST", "/console/logout", {"csrf_token": csrf})
+
+        assert status == 303
+        read_sse_to_end(sock, WAIT_SECONDS)
+
+
+def test_console_new_login_after_logout(console_http: ConsoleHttp) -> None:
+    """Logging in again after a logout gives a new, working session."""
+    console_http.login()
+    old_cookie = console_http.cookies["clarion_console_session"]
+    console_http.request("POST", "/console/logout", {"csrf_token": console_http.csrf()})
+
+    assert console_http.login() == 303
+
+    assert console_http.cookies["clarion_console_session"] != old_cookie
+    assert console_http.request("GET", "/console/api/apps")[0] == 200

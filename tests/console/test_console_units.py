@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
-from clarion.server.console.auth import ConsoleAuth, parse_cookies
+from clarion.server.console.auth import ConsoleAuth, Session, parse_cookies
+from clarion.server.console.sessions import CLOCK_SLACK_SECONDS, RevokedSessions
 from clarion.server.console.stream import (
     MAX_BUFFERED_BYTES,
     MAX_DATA_CHARACTERS,
@@ -30,18 +32,71 @@ def test_auth_token_checked_exactly() -> None:
 def test_auth_session_expires() -> None:
     """A session cookie is valid until its expiry time and not after."""
     auth = ConsoleAuth(TOKEN)
-    session = auth.new_session(now=1000.0)
-    expires = int(session.split(".")[0])
+    cookie = auth.new_session(now=1000.0)
+    expires = int(cookie.split(".")[0])
 
-    assert auth.check_session(session, now=expires - 1)
-    assert not auth.check_session(session, now=expires)
+    session = auth.check_session(cookie, now=expires - 1)
+
+    assert session is not None
+    assert session.expires == expires
+    assert auth.check_session(cookie, now=expires) is None
+
+
+def test_auth_sessions_get_distinct_ids() -> None:
+    """Two logins at the same second get different session ids."""
+    auth = ConsoleAuth(TOKEN)
+    first = auth.check_session(auth.new_session(now=1000.0), now=1000.0)
+    second = auth.check_session(auth.new_session(now=1000.0), now=1000.0)
+
+    assert first is not None
+    assert second is not None
+    assert first.id != second.id
+
+
+def test_auth_session_id_bound_to_signature() -> None:
+    """A cookie whose session id was swapped for another is rejected."""
+    auth = ConsoleAuth(TOKEN)
+    expires, _, signature = auth.new_session(now=1000.0).split(".")
+    other_id = auth.new_session(now=1000.0).split(".")[1]
+
+    assert auth.check_session(f"{expires}.{other_id}.{signature}", now=1000.0) is None
+    assert auth.check_session(f"{expires}.{signature}", now=1000.0) is None
+
+
+async def test_revoked_session_rejected_until_expiry() -> None:
+    """A revoked session id is reported revoked; another one is not."""
+    auth = ConsoleAuth(TOKEN)
+    revoked = RevokedSessions()
+    first = auth.check_session(auth.new_session())
+    second = auth.check_session(auth.new_session())
+    assert first is not None
+    assert second is not None
+
+    await revoked.revoke(first)
+
+    assert await revoked.is_revoked(first)
+    assert not await revoked.is_revoked(second)
+
+
+async def test_revoked_sessions_forget_expired_ids() -> None:
+    """Ids whose cookies expired beyond the clock slack are dropped at the
+    next revocation, so the in-memory set stays bounded by live cookies."""
+    revoked = RevokedSessions()
+    long_expired = Session("old", int(time.time()) - CLOCK_SLACK_SECONDS - 1)
+    current = Session("current", int(time.time()) + 60)
+    await revoked.revoke(long_expired)
+
+    await revoked.revoke(current)
+
+    assert not await revoked.is_revoked(long_expired)
+    assert await revoked.is_revoked(current)
 
 
 def test_auth_session_bound_to_token() -> None:
     """A session signed under another admin token is rejected."""
     session = ConsoleAuth("another-console-token").new_session()
 
-    assert not ConsoleAuth(TOKEN).check_session(session)
+    assert ConsoleAuth(TOKEN).check_session(session) is None
 
 
 def test_auth_csrf_bound_to_session() -> None:
@@ -97,13 +152,19 @@ class _Protocol:
         self.transport: Any = _SlowTransport()
 
 
+async def _always_valid() -> bool:
+    return True
+
+
 async def test_stream_drops_events_for_full_buffer() -> None:
     """Events for a browser whose buffer is full are dropped, not queued."""
     monitor = Monitor()
     monitor.enabled = True
     streams = EventStreams(monitor, "node-a")
     protocol = _Protocol()
-    task = asyncio.create_task(streams.serve(protocol, "1"))  # type: ignore[arg-type]
+    task = asyncio.create_task(
+        streams.serve(protocol, "1", "session-a", _always_valid)  # type: ignore[arg-type]
+    )
     await asyncio.sleep(0)
     written_before = len(protocol.transport.written)
 

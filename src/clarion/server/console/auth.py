@@ -1,11 +1,13 @@
 """Console sign-in: the admin token, session cookies and CSRF tokens.
 
-Sessions are stateless: the cookie holds its expiry time and an HMAC of it
-under a key derived from the admin token, so every worker and cluster node
-with the same token accepts it, and changing the token ends every session.
-The CSRF token of a session is another HMAC of the session cookie. The login
-form, which has no session yet, uses a double-submit nonce: a random value in
-a cookie that must match the form's hidden field.
+A session cookie holds its expiry time, a random session id and an HMAC of
+both under a key derived from the admin token, so every worker and cluster
+node with the same token accepts it, and changing the token ends every
+session. Logging out ends one session before its expiry: ``RevokedSessions``
+keeps its id until then. The CSRF token of a session is another HMAC of the
+session cookie. The login form, which has no session yet, uses a
+double-submit nonce: a random value in a cookie that must match the form's
+hidden field.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import hashlib
 import hmac
 import secrets
 import time
+from dataclasses import dataclass
 
 __all__ = [
     "LOGIN_COOKIE",
     "SESSION_COOKIE",
     "SESSION_SECONDS",
     "ConsoleAuth",
+    "Session",
     "parse_cookies",
 ]
 
@@ -27,6 +31,16 @@ SESSION_COOKIE = "clarion_console_session"
 LOGIN_COOKIE = "clarion_console_login"
 SESSION_SECONDS = 12 * 3600
 """Seconds a session lasts after login."""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """A session cookie whose signature and expiry have been checked."""
+
+    id: str
+    """Random id that logging out revokes."""
+    expires: int
+    """Unix time, in seconds, at which the cookie stops being valid."""
 
 
 class ConsoleAuth:
@@ -44,19 +58,24 @@ class ConsoleAuth:
         return hmac.compare_digest(digest, self._token_digest)
 
     def new_session(self, now: float | None = None) -> str:
-        """Return a session cookie value valid for ``SESSION_SECONDS``."""
+        """Return a new session cookie value valid for ``SESSION_SECONDS``."""
         expires = int((time.time() if now is None else now) + SESSION_SECONDS)
-        return f"{expires}.{self._sign(f'session|{expires}')}"
+        session_id = secrets.token_urlsafe(18)
+        return f"{expires}.{session_id}.{self._sign(f'session|{expires}|{session_id}')}"
 
-    def check_session(self, value: str, now: float | None = None) -> bool:
-        """Whether ``value`` is a session cookie signed here and not expired."""
-        expires, _, signature = value.partition(".")
-        if not expires.isdecimal() or not signature:
-            return False
-        expected = self._sign(f"session|{expires}")
+    def check_session(self, value: str, now: float | None = None) -> Session | None:
+        """Return the session of cookie ``value`` if it was signed here and has
+        not expired, else ``None``. Revocation is checked separately."""
+        expires, _, rest = value.partition(".")
+        session_id, _, signature = rest.partition(".")
+        if not expires.isdecimal() or not session_id or not signature:
+            return None
+        expected = self._sign(f"session|{expires}|{session_id}")
         if not hmac.compare_digest(signature.encode(), expected.encode()):
-            return False
-        return int(expires) > (time.time() if now is None else now)
+            return None
+        if int(expires) <= (time.time() if now is None else now):
+            return None
+        return Session(session_id, int(expires))
 
     def csrf_token(self, session: str) -> str:
         """Return the CSRF token that forms of ``session`` must carry."""

@@ -24,15 +24,20 @@ from clarion.server.console.auth import (
     SESSION_COOKIE,
     SESSION_SECONDS,
     ConsoleAuth,
+    Session,
     parse_cookies,
 )
+from clarion.server.console.cluster import ClusterSamples
 from clarion.server.console.relay import ConsoleRelay
 from clarion.server.console.sampler import SAMPLE_SECONDS, Sampler
+from clarion.server.console.sessions import RevokedSessions
 from clarion.server.console.stream import EventStreams
 from clarion.server.http import Request, Response, error_response
 from clarion.server.hub import Hub
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from clarion.server.http import HttpProtocol
 
 __all__ = ["Console"]
@@ -80,18 +85,27 @@ class Console:
         self.path = settings.console_path
         self.auth = ConsoleAuth(settings.console_token)
         self.node = str(getattr(hub.adapter, "node_id", "")) or uuid.uuid4().hex[:12]
-        self.sampler = Sampler(hub)
         self.streams = EventStreams(hub.monitor, self.node)
         self.relay: ConsoleRelay | None = None
+        self._redis: Redis | None = None
+        cluster: ClusterSamples | None = None
         if settings.redis_url:
+            import redis.asyncio as aioredis
+
+            self._redis = aioredis.from_url(settings.redis_url, decode_responses=True)
+            cluster = ClusterSamples(
+                self._redis, settings.redis_prefix, self.node, settings.node_timeout
+            )
             self.relay = ConsoleRelay(
-                settings.redis_url,
+                self._redis,
                 settings.redis_prefix,
                 self.node,
                 hub.monitor,
                 frozenset(app.id for app in settings.apps),
                 lambda: self.streams.count,
             )
+        self.sampler = Sampler(hub, cluster)
+        self.revoked = RevokedSessions(self._redis, settings.redis_prefix)
         self._static = _read_static()
         hub.monitor.enabled = True
 
@@ -102,10 +116,12 @@ class Console:
         logger.info("Debug console enabled at %s", self.path)
 
     async def stop(self) -> None:
-        self.sampler.stop()
         self.streams.close_all()
+        await self.sampler.stop()
         if self.relay is not None:
             await self.relay.stop()
+        if self._redis is not None:
+            await self._redis.aclose()
 
     def matches(self, path: str) -> bool:
         return path == self.path or path.startswith(self.path + "/")
@@ -143,34 +159,54 @@ class Console:
                 return self._login(request)
             return _not_allowed("GET, HEAD, POST")
 
-        session = parse_cookies(request.headers.get("cookie", "")).get(
+        cookie = parse_cookies(request.headers.get("cookie", "")).get(
             SESSION_COOKIE, ""
         )
-        if not self.auth.check_session(session):
+        session = await self._valid_session(cookie)
+        if session is None:
             if parts[0] == "api":
                 return error_response(401, "Not logged in to the console")
             return self._redirect("/login")
         if method == "POST":
             form = _form(request)
-            if not self.auth.check_csrf(session, form.get("csrf_token", "")):
+            if not self.auth.check_csrf(cookie, form.get("csrf_token", "")):
                 logger.warning(
                     "Console request POST %s rejected: missing or invalid CSRF token",
                     shorten(request.path),
                 )
                 return error_response(403, "Missing or invalid CSRF token")
-            return await self._post(request, parts, form)
+            return await self._post(request, parts, form, session)
         if method not in ("GET", "HEAD"):
             return _not_allowed("GET, HEAD, POST")
-        return await self._get(request, parts, session, protocol)
+        return await self._get(request, parts, cookie, session, protocol)
+
+    async def _valid_session(self, cookie: str) -> Session | None:
+        """Return the session of ``cookie`` unless it is forged, expired or
+        revoked. Raises a 503 ``ApiError`` when Redis cannot tell."""
+        from redis.exceptions import RedisError
+
+        session = self.auth.check_session(cookie)
+        if session is None:
+            return None
+        try:
+            revoked = await self.revoked.is_revoked(session)
+        except RedisError as exc:
+            raise ApiError(
+                503,
+                "Cannot check the console session: Redis failed "
+                f"({shorten(str(exc))}); try again when Redis is reachable",
+            ) from exc
+        return None if revoked else session
 
     async def _get(
         self,
         request: Request,
         parts: list[str],
-        session: str,
+        cookie: str,
+        session: Session,
         protocol: HttpProtocol,
     ) -> Response | None:
-        csrf = self.auth.csrf_token(session)
+        csrf = self.auth.csrf_token(cookie)
         if parts == [""]:
             return self._index_page(csrf)
         if len(parts) == 2 and parts[0] == "apps":
@@ -192,17 +228,21 @@ class Console:
                 return error_response(
                     429, "Too many console live logs are open; close one"
                 )
-            await self.streams.serve(protocol, app.id)
+            await self.streams.serve(
+                protocol, app.id, session.id, lambda: self._valid_session(cookie)
+            )
             return None
         return self._not_found(request)
 
     async def _post(
-        self, request: Request, parts: list[str], form: dict[str, str]
+        self,
+        request: Request,
+        parts: list[str],
+        form: dict[str, str],
+        session: Session,
     ) -> Response:
         if parts == ["logout"]:
-            logger.info("Console logout")
-            cookie = f"{SESSION_COOKIE}=; Max-Age=0; {self._cookie_attributes(request)}"
-            return self._redirect("/login", (("Set-Cookie", cookie),))
+            return await self._logout(request, session)
         if len(parts) == 4 and parts[:2] == ["api", "apps"] and parts[3] == "events":
             app = self._app(parts[2])
             return await self._trigger(app, request, form)
@@ -243,8 +283,12 @@ class Console:
                 f"<td>{summary['connections']}</td>"
                 "</tr>"
             )
+        scope = "this server process"
+        if self.sampler.cluster is not None:
+            scope = "every node, as of the latest sample"
         return self._page(
-            "index.html", {"csrf": html.escape(csrf), "rows": "\n".join(rows)}
+            "index.html",
+            {"csrf": html.escape(csrf), "rows": "\n".join(rows), "scope": scope},
         )
 
     def _app_page(self, app: App, csrf: str) -> Response:
@@ -291,6 +335,25 @@ class Console:
         )
         return self._redirect("/", cookies)
 
+    async def _logout(self, request: Request, session: Session) -> Response:
+        from redis.exceptions import RedisError
+
+        try:
+            await self.revoked.revoke(session)
+        except RedisError as exc:
+            # This process rejects the session already, but other nodes would
+            # not, so the browser keeps its cookie and can try again.
+            logger.warning("Console logout failed: Redis failed: %s", exc)
+            raise ApiError(
+                503,
+                "Logout not recorded: Redis failed, so other nodes would still "
+                "accept this session; try again when Redis is reachable",
+            ) from exc
+        closed = self.streams.close_session(session.id)
+        logger.info("Console logout; closed %d live log(s) of the session", closed)
+        cookie = f"{SESSION_COOKIE}=; Max-Age=0; {self._cookie_attributes(request)}"
+        return self._redirect("/login", (("Set-Cookie", cookie),))
+
     def _cookie_attributes(self, request: Request) -> str:
         attributes = f"Path={self.path}; HttpOnly; SameSite=Strict"
         # Behind a TLS-terminating proxy the browser speaks HTTPS, so the
@@ -316,7 +379,8 @@ class Console:
             "key": app.key,
             "enabled": app.enabled,
             "client_events": app.client_events,
-            "connections": self.hub.connection_count(app.id),
+            "connections": self.sampler.connections(app.id),
+            "process_connections": self.hub.connection_count(app.id),
         }
 
     async def _channels(self, app: App) -> dict[str, object]:
@@ -338,7 +402,8 @@ class Console:
         return {
             "channels": listed,
             "truncated": len(listed) < sum(1 for n in channels if n[:1] != "#"),
-            "connections": self.hub.connection_count(app.id),
+            "connections": self.sampler.connections(app.id),
+            "process_connections": self.hub.connection_count(app.id),
             "node": self.node,
         }
 
@@ -361,8 +426,16 @@ class Console:
         return {
             "interval": SAMPLE_SECONDS,
             "node": self.node,
+            "scope": "process" if self.sampler.cluster is None else "cluster",
+            "cluster_error": self.sampler.cluster_error,
             "samples": [
-                [sample.time, sample.connections, sample.opened, sample.events]
+                [
+                    sample.time,
+                    sample.connections,
+                    sample.opened,
+                    sample.events,
+                    sample.nodes,
+                ]
                 for sample in self.sampler.samples(app.id)
             ],
         }

@@ -16,9 +16,12 @@ import logging
 import random
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clarion.server.monitor import Monitor, MonitorEvent
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 __all__ = ["ConsoleRelay"]
 
@@ -39,20 +42,18 @@ class ConsoleRelay:
 
     def __init__(
         self,
-        url: str,
+        redis: Redis,
         prefix: str,
         node: str,
         monitor: Monitor,
         app_ids: frozenset[str],
         local_streams: Callable[[], int],
     ) -> None:
-        import redis.asyncio as aioredis
-
         self.node = node
         self.monitor = monitor
         self._app_ids = app_ids
         self._local_streams = local_streams
-        self._redis = aioredis.from_url(url, decode_responses=True)
+        self._redis = redis
         self._channel = f"{prefix}:console:events"
         self._viewers_key = f"{prefix}:console:viewers"
         self._active = False
@@ -80,7 +81,6 @@ class ConsoleRelay:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        await self._redis.aclose()
 
     def _forward(self, event: MonitorEvent) -> None:
         if not self._active:

@@ -5,14 +5,21 @@ watcher queue drops its oldest events when the stream falls behind, and
 while the transport's write buffer is over ``MAX_BUFFERED_BYTES`` new
 events are dropped instead of written. A ``dropped`` message then gives
 the browser the number it missed.
+
+A stream ends when its session ends: at once when the session logs out on
+this process, and within ``SESSION_CHECK_SECONDS`` when it logs out on
+another node or its cookie expires.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from clarion.protocol.errors import ApiError
 from clarion.server.monitor import Monitor, MonitorEvent
 
 if TYPE_CHECKING:
@@ -33,6 +40,8 @@ MAX_STREAMS = 32
 """Live log streams open at once on one process."""
 RETRY_MILLISECONDS = 3000
 """Delay the browser waits before reconnecting a dropped stream."""
+SESSION_CHECK_SECONDS = 5.0
+"""Seconds between two checks that a stream's session is still valid."""
 
 
 def event_record(event: MonitorEvent, node: str) -> dict[str, Any]:
@@ -67,7 +76,8 @@ class EventStreams:
     def __init__(self, monitor: Monitor, node: str) -> None:
         self.monitor = monitor
         self.node = node
-        self._protocols: set[HttpProtocol] = set()
+        self._protocols: dict[HttpProtocol, str] = {}
+        """Open streams and the session id that opened each."""
 
     @property
     def count(self) -> int:
@@ -83,9 +93,28 @@ class EventStreams:
             if protocol.transport is not None:
                 protocol.transport.close()
 
-    async def serve(self, protocol: HttpProtocol, app_id: str) -> None:
+    def close_session(self, session_id: str) -> int:
+        """Close the streams opened by one session; return how many."""
+        closed = 0
+        for protocol, opened_by in list(self._protocols.items()):
+            if opened_by == session_id and protocol.transport is not None:
+                protocol.transport.close()
+                closed += 1
+        return closed
+
+    async def serve(
+        self,
+        protocol: HttpProtocol,
+        app_id: str,
+        session_id: str,
+        check_session: Callable[[], Awaitable[object]],
+    ) -> None:
         """Write the app's recent events, then its live events, until the
-        browser disconnects or the server stops."""
+        browser disconnects, the server stops or the session ends.
+
+        ``check_session`` returns a false value, or raises, once the session
+        is no longer valid.
+        """
         transport = protocol.transport
         assert transport is not None
         head = [
@@ -100,7 +129,7 @@ class EventStreams:
         transport.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1"))
 
         watcher = self.monitor.watch(app_id)
-        self._protocols.add(protocol)
+        self._protocols[protocol] = session_id
         logger.info("Console live log opened for app %s", app_id)
         try:
             recent = [event_record(e, self.node) for e in self.monitor.recent(app_id)]
@@ -108,14 +137,22 @@ class EventStreams:
             transport.write(_chunk(first + _message("recent", recent)))
 
             dropped = 0
+            last_write = next_check = time.monotonic()
             while not transport.is_closing():
-                events = await self.monitor.next_events(watcher, HEARTBEAT_SECONDS)
+                events = await self.monitor.next_events(watcher, SESSION_CHECK_SECONDS)
                 if transport.is_closing():
                     break
+                now = time.monotonic()
+                if now >= next_check:
+                    next_check = now + SESSION_CHECK_SECONDS
+                    if not await self._session_valid(check_session, app_id):
+                        break
                 dropped += watcher.dropped
                 watcher.dropped = 0
                 if not events:
-                    transport.write(_chunk(b": keep-alive\n\n"))
+                    if now - last_write >= HEARTBEAT_SECONDS:
+                        transport.write(_chunk(b": keep-alive\n\n"))
+                        last_write = now
                     continue
                 if transport.get_write_buffer_size() > MAX_BUFFERED_BYTES:
                     dropped += len(events)
@@ -127,11 +164,29 @@ class EventStreams:
                 records = [event_record(event, self.node) for event in events]
                 body += _message("events", records)
                 transport.write(_chunk(body))
+                last_write = now
         finally:
             self.monitor.unwatch(app_id, watcher)
-            self._protocols.discard(protocol)
+            self._protocols.pop(protocol, None)
             logger.info("Console live log closed for app %s", app_id)
 
         if not transport.is_closing():
             transport.write(b"0\r\n\r\n")
             transport.close()
+
+    @staticmethod
+    async def _session_valid(
+        check_session: Callable[[], Awaitable[object]], app_id: str
+    ) -> bool:
+        try:
+            valid = bool(await check_session())
+        except ApiError as exc:
+            logger.warning(
+                "Console live log for app %s ended: its session cannot be checked: %s",
+                app_id,
+                exc.message,
+            )
+            return False
+        if not valid:
+            logger.info("Console live log for app %s ended with its session", app_id)
+        return valid

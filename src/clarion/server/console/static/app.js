@@ -43,6 +43,14 @@ async function getJson(path) {
 
 // Chart
 
+function describeScope(stats) {
+  const last = stats.samples[stats.samples.length - 1];
+  if (stats.scope !== 'cluster') return 'this process';
+  if (stats.cluster_error) return `this process only: Redis failed (${stats.cluster_error})`;
+  const nodes = last ? last[4] : 1;
+  return `whole cluster: ${nodes} server process${nodes === 1 ? '' : 'es'}`;
+}
+
 function drawChart(samples) {
   const svg = document.getElementById('chart');
   while (svg.lastChild && svg.lastChild.nodeName !== 'title') svg.removeChild(svg.lastChild);
@@ -152,6 +160,7 @@ async function poll() {
     const [channels, stats] = await Promise.all([getJson(`${api}/channels`), getJson(`${api}/stats`)]);
     renderChannels(channels);
     drawChart(stats.samples);
+    document.getElementById('chart-scope').textContent = describeScope(stats);
     await refreshMembers();
   } catch (error) {
     document.getElementById('log-status').textContent = `Refresh failed: ${error.message}`;
