@@ -4,7 +4,6 @@ Chromium and Firefox, a pusher-js client and the Python SDK, all on 127.0.0.1.""
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from console_harness import (  # noqa: E402
     CONSOLE_TOKEN,
     Browser,
     ConsoleHttp,
+    screenshot_folder,
 )
 from interop_harness import AuthEndpoint, PusherJsClient  # noqa: E402
 
@@ -97,8 +97,7 @@ def screenshot(
     The files go to CLARION_SCREENSHOT_DIR when set (docs/images for the
     docs), else to the test's temporary directory.
     """
-    folder = Path(os.environ.get("CLARION_SCREENSHOT_DIR") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = screenshot_folder(tmp_path)
     suffix = "" if browser_name == "chromium" else f"-{browser_name}"
 
     def save(name: str) -> Path:
@@ -163,11 +162,20 @@ def connect_client(
 
 
 @pytest.fixture
-def console_cluster(tmp_path: Path) -> Iterator[list[ServerProcess]]:
-    """Two nodes with the console on that share a fresh redis-server, with the
-    cluster tests' apps (``cluster_harness.APP_ID`` and others)."""
+def console_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A fresh redis-server on a free port, stopped when the test ends."""
     redis = RedisServer(tmp_path)
     redis.start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def console_cluster(
+    tmp_path: Path, console_redis: RedisServer
+) -> Iterator[list[ServerProcess]]:
+    """Two nodes with the console on that share ``console_redis``, with the
+    cluster tests' apps (``cluster_harness.APP_ID`` and others)."""
     config = node_config(
         tmp_path / "data",
         node_timeout=CLUSTER_NODE_TIMEOUT,
@@ -176,9 +184,8 @@ def console_cluster(tmp_path: Path) -> Iterator[list[ServerProcess]]:
     nodes: list[ServerProcess] = []
     try:
         for _ in range(2):
-            nodes.append(launch_node(config, tmp_path, redis.url))
+            nodes.append(launch_node(config, tmp_path, console_redis.url))
         yield nodes
     finally:
         for node in nodes:
             node.stop()
-        redis.stop()

@@ -45,6 +45,14 @@ CLUSTER_NODE_TIMEOUT = 2
 that a killed node leaves the totals soon."""
 
 
+def screenshot_folder(default: Path) -> Path:
+    """Return CLARION_SCREENSHOT_DIR (docs/images for the docs) when set, else
+    ``default``; create the folder."""
+    folder = Path(os.environ.get("CLARION_SCREENSHOT_DIR") or default)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def check_browser_setup(browser: str) -> str:
     """Return the `node` on PATH, or raise with the missing setup step."""
     node = shutil.which("node")

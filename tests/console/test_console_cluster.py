@@ -12,11 +12,19 @@ from typing import Any
 
 import pusher
 import pytest
-from cluster_harness import APP_ID, APP_KEY, APP_SECRET, kill_node
-from console_harness import CLUSTER_NODE_TIMEOUT, WAIT_SECONDS, Browser, ConsoleHttp
+import redis
+from cluster_harness import APP_ID, APP_KEY, APP_SECRET, RedisServer, kill_node
+from console_harness import (
+    CLUSTER_NODE_TIMEOUT,
+    WAIT_SECONDS,
+    Browser,
+    ConsoleHttp,
+    screenshot_folder,
+)
 from test_console_http import open_stream, read_sse_to_end, read_sse_until
 from websockets.sync.client import ClientConnection, connect
 
+from clarion.server.console.sessions import REFRESH_SECONDS
 from server_process import ServerProcess
 
 STATS = f"/console/api/apps/{APP_ID}/stats"
@@ -205,6 +213,9 @@ def test_console_page_shows_cluster_total(
 
         browser.wait_text("#open-count", "4")
         browser.wait_text("#chart-scope", "whole cluster: 2 server processes")
+        if browser_name == "chromium":
+            path = screenshot_folder(tmp_path) / "console-cluster.png"
+            browser.call("screenshot", path=str(path))
         browser.goto("/console/")
         browser.wait_text("caption", "every node")
         # The cluster's first app is APP_ID.
@@ -212,3 +223,60 @@ def test_console_page_shows_cluster_total(
         assert browser.call("errors")["errors"] == []
     finally:
         browser.close()
+
+
+REVOKED_READ_LOG_TEXT = "revoked console session(s) from Redis"
+"""Text of the log line that a node writes once it has read the revoked set."""
+
+
+def wait_log(node: ServerProcess, text: str) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while text not in node.log_text():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no {text!r} in the log: {node.log_text()[-3000:]}")
+        time.sleep(0.05)
+
+
+def test_console_serves_from_memory_without_redis(
+    console_cluster: list[ServerProcess],
+    console_redis: RedisServer,
+    clients: ExitStack,
+) -> None:
+    """While Redis is down a node keeps its console up: valid sessions pass,
+    a session revoked before stays rejected, and the counts are the node's
+    own. A restarted, empty Redis gets the revoked session back."""
+    watched, other = console_cluster
+    console = ConsoleHttp(watched.host, watched.port)
+    console.login()
+    victim = ConsoleHttp(watched.host, watched.port)
+    victim.login()
+    copied = ConsoleHttp(watched.host, watched.port)
+    copied.cookies = dict(victim.cookies)
+    revoked_id = victim.cookies["clarion_console_session"].split(".")[1]
+    victim.request("POST", "/console/logout", {"csrf_token": victim.csrf()})
+    open_clients(watched, 1, clients)
+    open_clients(other, 1, clients)
+    wait_stats(console, lambda s: latest(s)[1] == 2, WAIT_SECONDS)
+    wait_log(watched, REVOKED_READ_LOG_TEXT)
+
+    console_redis.kill()
+
+    assert console.request("GET", "/console/api/apps")[0] == 200
+    assert copied.request("GET", "/console/api/apps")[0] == 401
+    stats = wait_stats(console, lambda s: s["cluster_error"] is not None, WAIT_SECONDS)
+    assert latest(stats)[1] == 1
+    assert latest(stats)[4] == 1
+
+    console_redis.start()
+
+    client = redis.Redis.from_url(console_redis.url)
+    try:
+        deadline = time.monotonic() + 2 * REFRESH_SECONDS + WAIT_SECONDS
+        while client.zscore("clarion:console:revoked", revoked_id) is None:
+            assert time.monotonic() < deadline, "revoked session not written back"
+            time.sleep(0.1)
+    finally:
+        client.close()
+    elsewhere = ConsoleHttp(other.host, other.port)
+    elsewhere.cookies = dict(copied.cookies)
+    assert elsewhere.request("GET", "/console/api/apps")[0] == 401

@@ -1,6 +1,6 @@
 """Console sign-in: the admin token, session cookies and CSRF tokens.
 
-A session cookie holds its expiry time, a random session id and an HMAC of
+A session cookie contains its expiry time, a random session id and an HMAC of
 both under a key derived from the admin token, so every worker and cluster
 node with the same token accepts it, and changing the token ends every
 session. Logging out ends one session before its expiry: ``RevokedSessions``

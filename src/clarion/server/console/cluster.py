@@ -40,10 +40,12 @@ class Counts(NamedTuple):
 # KEYS[1]: the set of node ids that wrote samples. ARGV: the key prefix of the
 # sample strings, this node's id, its sample (JSON) and the expiry in seconds.
 # Returns the samples of every node whose key has not expired, this node's
-# included, and forgets the ids of nodes whose key has.
+# included, and removes from the set the ids of nodes whose key has expired.
+# The set itself expires with the samples once no node writes any more.
 _EXCHANGE = """
 redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3], 'EX', tonumber(ARGV[4]))
 redis.call('SADD', KEYS[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 local samples = {}
 for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local sample = redis.call('GET', ARGV[1] .. node)

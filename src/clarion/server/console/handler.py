@@ -111,6 +111,7 @@ class Console:
 
     def start(self) -> None:
         self.sampler.start()
+        self.revoked.start()
         if self.relay is not None:
             self.relay.start()
         logger.info("Debug console enabled at %s", self.path)
@@ -118,6 +119,7 @@ class Console:
     async def stop(self) -> None:
         self.streams.close_all()
         await self.sampler.stop()
+        await self.revoked.stop()
         if self.relay is not None:
             await self.relay.stop()
         if self._redis is not None:
@@ -182,7 +184,8 @@ class Console:
 
     async def _valid_session(self, cookie: str) -> Session | None:
         """Return the session of ``cookie`` unless it is forged, expired or
-        revoked. Raises a 503 ``ApiError`` when Redis cannot tell."""
+        revoked. Raises a 503 ``ApiError`` when Redis fails before this
+        process has read the revoked sessions once."""
         from redis.exceptions import RedisError
 
         session = self.auth.check_session(cookie)

@@ -50,8 +50,8 @@ class Sampler:
         self.hub = hub
         self.cluster = cluster
         self.cluster_error: str | None = None
-        """Why the latest sample counts only this process although Redis is
-        configured; ``None`` when it counts the cluster."""
+        """The Redis error that made the latest sample count only this process;
+        ``None`` when it counts the cluster or Redis is not configured."""
         self._samples: dict[str, deque[Sample]] = {}
         self._previous: dict[str, tuple[int, int]] = {}
         self._task: asyncio.Task[None] | None = None

@@ -112,8 +112,8 @@ class EventStreams:
         """Write the app's recent events, then its live events, until the
         browser disconnects, the server stops or the session ends.
 
-        ``check_session`` returns a false value, or raises, once the session
-        is no longer valid.
+        ``check_session`` returns a false value, or raises ``ApiError``, once
+        the session is no longer valid or cannot be checked.
         """
         transport = protocol.transport
         assert transport is not None
