@@ -40,6 +40,10 @@ client_events = true
 WAIT_SECONDS = 5.0
 """Maximum wait for one browser step, in seconds; everything runs on loopback."""
 
+LAUNCH_SECONDS = 60.0
+"""Maximum wait for a browser to start, in seconds. Firefox ESR takes about
+10 s with a fresh profile on a busy 2-core machine."""
+
 CLUSTER_NODE_TIMEOUT = 2
 """``node_timeout`` of the console's cluster nodes, in seconds, kept short so
 that a killed node leaves the totals soon."""
@@ -128,11 +132,12 @@ class Browser:
         self.process.stdin.flush()
         # Launching the browser comes before the first reply, so allow more
         # for it.
+        allowed = timeout + (LAUNCH_SECONDS if self._next_id == 1 else 15)
         try:
-            reply = self._replies.get(timeout=timeout + 15)
+            reply = self._replies.get(timeout=allowed)
         except queue.Empty:
             raise AssertionError(
-                f"browser gave no reply to {command} within {timeout + 15} s"
+                f"browser gave no reply to {command} within {allowed} s"
             ) from None
         assert reply["id"] == command["id"], f"reply out of order: {reply}"
         if not reply["ok"]:
