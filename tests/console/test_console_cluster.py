@@ -242,23 +242,31 @@ def wait_log(node: ServerProcess, text: str) -> None:
         time.sleep(0.05)
 
 
+def session_id(console: ConsoleHttp) -> str:
+    return console.cookies["clarion_console_session"].split(".")[1]
+
+
 def test_console_serves_from_memory_without_redis(
     console_cluster: list[ServerProcess],
     console_redis: RedisServer,
     clients: ExitStack,
 ) -> None:
     """While Redis is down a node keeps its console up: valid sessions pass,
-    a session revoked before stays rejected, and the counts are the node's
-    own. A restarted, empty Redis gets the revoked session back."""
+    sessions revoked before or during the outage are rejected, and the counts
+    are the node's own. A restarted, empty Redis gets both revoked sessions
+    back, so the other node rejects them too."""
     watched, other = console_cluster
     console = ConsoleHttp(watched.host, watched.port)
     console.login()
-    victim = ConsoleHttp(watched.host, watched.port)
-    victim.login()
-    copied = ConsoleHttp(watched.host, watched.port)
-    copied.cookies = dict(victim.cookies)
-    revoked_id = victim.cookies["clarion_console_session"].split(".")[1]
-    victim.request("POST", "/console/logout", {"csrf_token": victim.csrf()})
+    before, during = (ConsoleHttp(watched.host, watched.port) for _ in range(2))
+    before.login()
+    during.login()
+    copies = {}
+    for victim in (before, during):
+        copies[session_id(victim)] = copy = ConsoleHttp(watched.host, watched.port)
+        copy.cookies = dict(victim.cookies)
+    before.request("POST", "/console/logout", {"csrf_token": before.csrf()})
+    during_csrf = during.csrf()
     open_clients(watched, 1, clients)
     open_clients(other, 1, clients)
     wait_stats(console, lambda s: latest(s)[1] == 2, TOTALS_SECONDS)
@@ -266,8 +274,13 @@ def test_console_serves_from_memory_without_redis(
 
     console_redis.kill()
 
+    status, _, _ = during.request(
+        "POST", "/console/logout", {"csrf_token": during_csrf}
+    )
+    assert status == 303
     assert console.request("GET", "/console/api/apps")[0] == 200
-    assert copied.request("GET", "/console/api/apps")[0] == 401
+    for copy in copies.values():
+        assert copy.request("GET", "/console/api/apps")[0] == 401
     stats = wait_stats(
         console, lambda s: s["cluster_error"] is not None, TOTALS_SECONDS
     )
@@ -279,11 +292,13 @@ def test_console_serves_from_memory_without_redis(
     client = redis.Redis.from_url(console_redis.url)
     try:
         deadline = time.monotonic() + 2 * REFRESH_SECONDS + WAIT_SECONDS
-        while client.zscore("clarion:console:revoked", revoked_id) is None:
-            assert time.monotonic() < deadline, "revoked session not written back"
-            time.sleep(0.1)
+        for revoked_id in copies:
+            while client.zscore("clarion:console:revoked", revoked_id) is None:
+                assert time.monotonic() < deadline, f"{revoked_id} not written back"
+                time.sleep(0.1)
     finally:
         client.close()
-    elsewhere = ConsoleHttp(other.host, other.port)
-    elsewhere.cookies = dict(copied.cookies)
-    assert elsewhere.request("GET", "/console/api/apps")[0] == 401
+    for copy in copies.values():
+        elsewhere = ConsoleHttp(other.host, other.port)
+        elsewhere.cookies = dict(copy.cookies)
+        assert elsewhere.request("GET", "/console/api/apps")[0] == 401

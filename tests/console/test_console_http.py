@@ -8,7 +8,13 @@ import time
 from collections.abc import Callable
 
 import pusher
-from console_harness import APP_SECRET, CONSOLE_TOKEN, WAIT_SECONDS, ConsoleHttp
+from console_harness import (
+    APP_SECRET,
+    CONSOLE_CONFIG,
+    CONSOLE_TOKEN,
+    WAIT_SECONDS,
+    ConsoleHttp,
+)
 
 from server_process import ServerProcess
 
@@ -309,3 +315,25 @@ def test_console_new_login_after_logout(console_http: ConsoleHttp) -> None:
 
     assert console_http.cookies["clarion_console_session"] != old_cookie
     assert console_http.request("GET", "/console/api/apps")[0] == 200
+
+
+def test_console_token_change_ends_sessions(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """A server restarted with another admin token rejects the old cookie,
+    while one restarted with the same token accepts it."""
+    env = {"CLARION_CONSOLE_TOKEN": CONSOLE_TOKEN}
+    first = start_server(CONSOLE_CONFIG, env=env)
+    console = ConsoleHttp(first.host, first.port)
+    console.login()
+    first.stop()
+
+    same_token = start_server(CONSOLE_CONFIG, env=env)
+    other_token = start_server(
+        CONSOLE_CONFIG, env={"CLARION_CONSOLE_TOKEN": "another-console-token-0123"}
+    )
+
+    for server, expected in ((same_token, 200), (other_token, 401)):
+        copied = ConsoleHttp(server.host, server.port)
+        copied.cookies = dict(console.cookies)
+        assert copied.request("GET", "/console/api/apps")[0] == expected

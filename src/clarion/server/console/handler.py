@@ -344,14 +344,13 @@ class Console:
         try:
             await self.revoked.revoke(session)
         except RedisError as exc:
-            # This process rejects the session already, but other nodes would
-            # not, so the browser keeps its cookie and can try again.
-            logger.warning("Console logout failed: Redis failed: %s", exc)
-            raise ApiError(
-                503,
-                "Logout not recorded: Redis failed, so other nodes would still "
-                "accept this session; try again when Redis is reachable",
-            ) from exc
+            # This process rejects the session already, and its next refresh
+            # that reaches Redis writes the id there for the other nodes.
+            logger.warning(
+                "Console logout stored on this process only until Redis is "
+                "reachable again: %s",
+                exc,
+            )
         closed = self.streams.close_session(session.id)
         logger.info("Console logout; closed %d live log(s) of the session", closed)
         cookie = f"{SESSION_COOKIE}=; Max-Age=0; {self._cookie_attributes(request)}"

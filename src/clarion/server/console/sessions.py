@@ -6,11 +6,11 @@ memory. With Redis it is also kept in the sorted set
 request, so a copy of the cookie is rejected on every node of the cluster.
 
 Every ``REFRESH_SECONDS`` each node also copies that set into its memory and
-writes back the ids that Redis lacks, which happens after Redis restarted
-without persistence. While Redis fails, a node answers from its memory: no
-logout can succeed anywhere during the outage, so only revocations in the
-last refresh interval before it can be missing. A node that has not read the
-set once since it started rejects every session while Redis fails.
+writes back the ids that Redis lacks: those of logouts during a Redis outage,
+and those lost when Redis restarted without persistence. While Redis fails, a
+node answers from its memory, so it misses the logouts on other nodes during
+the outage and in the last refresh interval before it. A node that has not
+read the set once since it started rejects every session while Redis fails.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ class RevokedSessions:
     def __init__(self, redis: Redis | None = None, prefix: str = "clarion") -> None:
         self._redis = redis
         self._key = f"{prefix}:console:revoked"
+        # NOTE: without Redis nothing outlives the process, so a restart
+        # accepts a logged-out cookie again until its expiry.
         self._revoked: dict[str, int] = {}
         """Revoked session id to its cookie's expiry, in Unix seconds: those
         of this process, and those read from Redis at the last refresh."""
