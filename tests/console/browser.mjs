@@ -143,9 +143,9 @@ async function openFirefox() {
   function visibleMatches(selector, text) {
     return [...document.querySelectorAll(selector)].filter((node) => {
       const box = node.getBoundingClientRect();
-      const shown =
+      const isVisible =
         box.width > 0 && box.height > 0 && getComputedStyle(node).visibility !== 'hidden';
-      return shown && (text === null || node.textContent.includes(text));
+      return isVisible && (text === null || node.textContent.includes(text));
     }).length;
   }
 

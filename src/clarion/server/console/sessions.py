@@ -8,7 +8,7 @@ request, so a copy of the cookie is rejected on every node of the cluster.
 Every ``REFRESH_SECONDS`` each node also copies that set into its memory and
 writes back the ids that Redis lacks: those of logouts during a Redis outage,
 and those lost when Redis restarted without persistence. While Redis fails, a
-node answers from its memory, so it misses the logouts on other nodes during
+node checks sessions against its memory, so it misses the logouts on other nodes during
 the outage and in the last refresh interval before it. A node that has not
 read the set once since it started rejects every session while Redis fails.
 """
@@ -83,7 +83,7 @@ class RevokedSessions:
         """Return True if ``session`` was revoked on this process or, with
         Redis, on any node.
 
-        While Redis fails, the answer comes from memory. Raises ``RedisError``
+        While Redis fails, only the ids in memory count. Raises ``RedisError``
         when Redis fails before this process has read the revoked set once.
         """
         if session.id in self._revoked:
