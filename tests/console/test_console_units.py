@@ -6,7 +6,10 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from clarion.server.console.auth import ConsoleAuth, Session, parse_cookies
+from clarion.server.console.cluster import Counts, _parse_sample
 from clarion.server.console.sessions import CLOCK_SLACK_SECONDS, RevokedSessions
 from clarion.server.console.stream import (
     MAX_BUFFERED_BYTES,
@@ -181,3 +184,19 @@ async def test_stream_drops_events_for_full_buffer() -> None:
     assert written_before == 2
     assert events_written == []
     assert streams.count == 0
+
+
+def test_cluster_sample_keeps_known_apps() -> None:
+    """A node's sample gives counts for the configured apps it contains."""
+    raw = '{"1": [3, 1, 7], "other": [9, 9, 9]}'
+
+    assert _parse_sample(raw, ["1", "2"]) == {"1": Counts(3, 1, 7)}
+
+
+@pytest.mark.parametrize(
+    "raw", ['{"1": [3, 1]}', '{"1": ["x", 1, 2]}', '{"1": 5}', "not json"]
+)
+def test_cluster_sample_malformed_rejected(raw: str) -> None:
+    """A sample with the wrong shape raises, so the sum leaves it out."""
+    with pytest.raises((ValueError, TypeError)):
+        _parse_sample(raw, ["1"])
