@@ -52,7 +52,7 @@ class Sampler:
 
     def take(self, now: float) -> None:
         """Append one sample for every configured app."""
-        for app in self.hub.settings.apps:
+        for app in self.hub.apps.all():
             totals = self.hub.monitor.totals.get(app.id)
             opened = totals["connection_opened"] if totals else 0
             events = sum(totals[kind] for kind in _EVENT_KINDS) if totals else 0
