@@ -66,10 +66,13 @@ class StoreTarget:
         created: dict[str, Any] = result.json()
         return created
 
-    def serve(self, config: str | None = None, **env: str) -> ServerProcess:
-        """Start `clarion serve` on this store, refreshing every REFRESH_MS."""
+    def serve(
+        self, config: str | None = None, *, args: tuple[str, ...] = (), **env: str
+    ) -> ServerProcess:
+        """Start `clarion serve ARGS` on this store, refreshing every
+        REFRESH_MS; ``env`` adds CLARION_* variables."""
         server_env = {**self.env, "CLARION_APP_REFRESH_MS": str(REFRESH_MS), **env}
-        server = launch(config, self.directory, env=server_env)
+        server = launch(config, self.directory, args=args, env=server_env)
         self.started.append(server)
         return server
 

@@ -10,6 +10,7 @@ import hmac
 import json
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pusher
@@ -23,7 +24,7 @@ from clarion_e2e import (
     open_socket,
     sign_in,
 )
-from cluster_harness import WebhookReceiver
+from cluster_harness import RedisServer, WebhookReceiver, wait_joined_redis
 from store_harness import SEEN_TIMEOUT, StoreTarget
 
 from server_process import ServerProcess
@@ -321,3 +322,36 @@ async def test_unreachable_store_keeps_apps(store: StoreTarget) -> None:
     assert seen is None
     assert "App store readable again" in server.log_text()
     assert server.is_running()
+
+
+# Several workers
+
+
+async def test_every_worker_refreshes(
+    sqlite_store: StoreTarget, tmp_path: Path
+) -> None:
+    """With --workers 2 each worker reads the shared SQLite file itself."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    try:
+        server = sqlite_store.serve(args=("--workers", "2", "--redis-url", redis.url))
+        wait_joined_redis(server, processes=2)
+        app = sqlite_store.create()
+
+        added = f"Serving app {app['id']} (key"
+        deadline = time.monotonic() + SEEN_TIMEOUT
+        while server.log_text().count(added) < 2:
+            assert time.monotonic() < deadline, server.log_text()
+            await asyncio.sleep(0.05)
+        clients = [await open_established(ws_url(server, app["key"])) for _ in range(6)]
+        for client in clients:
+            await client.subscribe("fan-out")
+        client_sdk = sdk(server, app["id"], app["key"], app["secret"])
+        await asyncio.to_thread(client_sdk.trigger, "fan-out", "hello", {})
+        for client in clients:
+            assert (await client.recv_frame()).event == "hello"
+            await client.close()
+    finally:
+        for started in sqlite_store.started:
+            started.stop()
+        redis.stop()
