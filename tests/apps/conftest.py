@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-# The wire-level client and the webhook receiver live with other test folders.
+# The wire-level clients and the webhook receiver live with other test folders.
 TESTS = Path(__file__).resolve().parent.parent
-for folder in ("server", "cluster"):
+for folder in ("server", "cluster", "fallback"):
     if str(TESTS / folder) not in sys.path:
         sys.path.insert(0, str(TESTS / folder))
 

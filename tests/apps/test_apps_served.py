@@ -20,11 +20,14 @@ from clarion_e2e import (
     StdlibBackend,
     WireClient,
     channel_auth,
+    compact,
     open_established,
     open_socket,
     sign_in,
+    signin_auth,
 )
 from cluster_harness import RedisServer, WebhookReceiver, wait_joined_redis
+from fallback_wire import Session
 from store_harness import SEEN_TIMEOUT, StoreTarget
 
 from server_process import ServerProcess
@@ -188,6 +191,43 @@ async def test_retired_secret_rejected(store: StoreTarget) -> None:
     assert frame.event == "pusher:error"
     assert json.loads(frame.text)["data"]["code"] == 4009
     await client.close()
+
+
+async def test_http_fallback_accepts_both_secrets(store: StoreTarget) -> None:
+    """Over pusher-js's HTTP fallback, channel auth and sign-in accept either
+    secret during a rotation, and reject the old one once it is retired."""
+    app = store.create()
+    server = store.serve()
+    old = app["secret"]
+    new = store.cli("rotate-secret", app["id"], "--json").json()["secret"]
+    assert await eventually(lambda: trigger_status(server, app, new), 200) == 200
+
+    session = Session(server.port, app["key"])
+    await session.open_polling()
+    socket_id = session.socket_id or ""
+    for name, secret in (("old", old), ("new", new)):
+        channel = f"private-fallback-{name}"
+        auth = channel_auth(app["key"], secret, socket_id, channel)
+        await session.subscribe(channel, auth=auth)
+    user_data = compact({"id": "ada"})
+    signin = signin_auth(app["key"], old, socket_id, user_data)
+    await session.send(
+        {"event": "pusher:signin", "data": {"auth": signin, "user_data": user_data}}
+    )
+    received = await session.poll_until("pusher:signin_success")
+    succeeded = [
+        message["channel"]
+        for message in received
+        if message["event"] == "pusher_internal:subscription_succeeded"
+    ]
+    assert succeeded == ["private-fallback-old", "private-fallback-new"], received
+
+    assert store.cli("retire-secret", app["id"]).returncode == 0
+    assert await eventually(lambda: trigger_status(server, app, old), 401) == 401
+    auth = channel_auth(app["key"], old, socket_id, "private-fallback-retired")
+    await session.subscribe("private-fallback-retired", auth=auth)
+    received = await session.poll_until("pusher:subscription_error")
+    assert received[-1]["channel"] == "private-fallback-retired"
 
 
 async def test_webhooks_signed_with_current_secret(store: StoreTarget) -> None:

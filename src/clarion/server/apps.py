@@ -177,7 +177,12 @@ class CachedAppRegistry:
             except asyncio.CancelledError:
                 pass
         if self.store is not None:
-            await asyncio.to_thread(self.store.close)
+            try:
+                await asyncio.to_thread(self.store.close)
+            except Exception:
+                logger.exception(
+                    "Closing the app store %s failed", self.store.description
+                )
 
     async def _run(self) -> None:
         while True:
