@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from postgres_server import PostgresServer
 
+from clarion.cli import main
 from server_process import ServerProcess, launch
 
 REFRESH_MS = 200
@@ -41,23 +44,46 @@ class StoreTarget:
     postgres: PostgresServer | None = None
     started: list[ServerProcess] = field(default_factory=list)
 
-    def cli(self, *args: str, env: dict[str, str] | None = None) -> CliResult:
-        """Run `clarion apps ARGS` in a child process and return its output."""
-        child_env = {
+    def cli(self, *args: str, child_process: bool = False) -> CliResult:
+        """Run `clarion apps ARGS` with this store's CLARION_* variables and
+        return its exit code and output.
+
+        It runs in this process (the same `main` that the `clarion` script
+        calls, with the variables swapped in for the call) because a child
+        process per call would take most of this folder's time. With
+        ``child_process`` it runs as `python -m clarion` instead.
+        """
+        env = {
             name: value
             for name, value in os.environ.items()
             if not name.startswith("CLARION_")
         }
-        child_env.update(self.env)
-        child_env.update(env or {})
-        completed = subprocess.run(
-            [sys.executable, "-m", "clarion", "apps", *args],
-            env=child_env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-        return CliResult(completed.returncode, completed.stdout, completed.stderr)
+        env.update(self.env)
+        if child_process:
+            completed = subprocess.run(
+                [sys.executable, "-m", "clarion", "apps", *args],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=30,
+            )
+            return CliResult(completed.returncode, completed.stdout, completed.stderr)
+
+        stdout, stderr = io.StringIO(), io.StringIO()
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(env)
+        try:
+            with redirect_stdout(stdout), redirect_stderr(stderr):
+                main(["apps", *args])
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        else:
+            code = 0
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+        return CliResult(code, stdout.getvalue(), stderr.getvalue())
 
     def create(self, *args: str) -> dict[str, Any]:
         """Create an app with `clarion apps create --json ARGS`; return it."""

@@ -9,7 +9,7 @@ from store_harness import StoreTarget
 
 def test_create_prints_credentials_once(store: StoreTarget) -> None:
     """create prints id, key and secret; list and show then hide the secret."""
-    result = store.cli("create", "--client-events")
+    result = store.cli("create", "--client-events", child_process=True)
     assert result.returncode == 0, result.stderr
     pairs = [line.split("=", 1) for line in result.stdout.splitlines() if "=" in line]
     lines = {name.strip(): value.strip() for name, value in pairs}
@@ -19,7 +19,7 @@ def test_create_prints_credentials_once(store: StoreTarget) -> None:
     assert len(key) == 20
     assert len(secret) == 40
 
-    listing = store.cli("list")
+    listing = store.cli("list", child_process=True)
     assert listing.returncode == 0
     assert app_id in listing.stdout
     assert key in listing.stdout
@@ -126,6 +126,63 @@ def test_second_rotation_needs_retire_or_force(store: StoreTarget) -> None:
     assert shown["previous_secret"] == first
 
 
+def test_update_changes_only_given(store: StoreTarget) -> None:
+    """update changes the switches and limits named and keeps the rest."""
+    app = store.create(
+        "--client-events",
+        "--limit",
+        "max_connections=5",
+        "--webhook",
+        "http://127.0.0.1:9/hooks",
+    )
+    rotated = store.cli("rotate-secret", app["id"], "--json").json()["secret"]
+    updated = store.cli(
+        "update",
+        app["id"],
+        "--no-client-events",
+        "--subscription-count-events",
+        "--limit",
+        "cache_ttl=60",
+    )
+    assert updated.returncode == 0, updated.stderr
+
+    shown = store.cli("show", app["id"], "--show-secret", "--json").json()
+    assert shown["client_events"] is False
+    assert shown["subscription_count_events"] is True
+    assert shown["limits"]["cache_ttl"] == 60
+    assert shown["limits"]["max_connections"] == 5
+    assert [target["url"] for target in shown["webhooks"]] == [
+        "http://127.0.0.1:9/hooks"
+    ]
+    assert shown["secret"] == rotated
+    assert shown["previous_secret"] == app["secret"]
+
+
+def test_update_replaces_webhooks(store: StoreTarget) -> None:
+    """--webhook replaces every webhook URL and --no-webhooks removes them."""
+    app = store.create("--webhook", "http://127.0.0.1:9/old")
+    store.cli("update", app["id"], "--webhook", "http://127.0.0.1:9/new")
+    shown = store.cli("show", app["id"], "--json").json()
+    assert [target["url"] for target in shown["webhooks"]] == ["http://127.0.0.1:9/new"]
+    store.cli("update", app["id"], "--no-webhooks")
+    assert store.cli("show", app["id"], "--json").json()["webhooks"] == []
+
+
+def test_bad_update_exits_2(sqlite_store: StoreTarget) -> None:
+    """An invalid update exits with 2 and leaves the app unchanged."""
+    app = sqlite_store.create()
+    before = sqlite_store.cli("show", app["id"], "--json").json()
+    for args in (
+        ("--limit", "max_connections=-2"),
+        ("--webhook", "ftp://127.0.0.1/x"),
+        ("--webhook", "http://127.0.0.1/x", "--no-webhooks"),
+    ):
+        result = sqlite_store.cli("update", app["id"], *args)
+        assert result.returncode == 2, args
+        assert result.stderr.startswith("clarion: "), args
+    assert sqlite_store.cli("show", app["id"], "--json").json() == before
+
+
 def test_disable_enable_delete(store: StoreTarget) -> None:
     """disable and enable flip the switch; delete removes the app."""
     app = store.create()
@@ -139,7 +196,8 @@ def test_disable_enable_delete(store: StoreTarget) -> None:
 
 
 @pytest.mark.parametrize(
-    "command", ["show", "delete", "rotate-secret", "retire-secret", "disable"]
+    "command",
+    ["show", "update", "delete", "rotate-secret", "retire-secret", "disable"],
 )
 def test_unknown_id_exits_2(store: StoreTarget, command: str) -> None:
     """A subcommand given an id that the store lacks exits with 2."""

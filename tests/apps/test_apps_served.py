@@ -266,6 +266,36 @@ async def test_webhooks_signed_with_current_secret(store: StoreTarget) -> None:
     assert signature != signature_of(app["secret"], body)
 
 
+async def test_update_applies_to_open_connections(store: StoreTarget) -> None:
+    """Switching client events on reaches connections opened before."""
+    app = store.create()
+    server = store.serve()
+    sender = await open_established(ws_url(server, app["key"]))
+    receiver = await open_established(ws_url(server, app["key"]))
+    for client in (sender, receiver):
+        reply = await subscribe_private(client, app, app["secret"], "private-chat")
+        assert reply["event"] == "pusher_internal:subscription_succeeded"
+    client_event = {"event": "client-typing", "channel": "private-chat", "data": {}}
+    await sender.send_json(client_event)
+    refused = json.loads((await sender.recv_frame()).text)
+    assert refused["event"] == "pusher:error"
+
+    assert store.cli("update", app["id"], "--client-events").returncode == 0
+    deadline = time.monotonic() + SEEN_TIMEOUT
+    while True:
+        await sender.send_json(client_event)
+        frame = await sender.ping_barrier()
+        if frame.event == "pusher:pong":
+            break
+        assert frame.event == "pusher:error", frame.text
+        assert (await sender.recv_frame()).event == "pusher:pong"
+        assert time.monotonic() < deadline, "client events still rejected"
+        await asyncio.sleep(0.05)
+    assert (await receiver.recv_frame()).event == "client-typing"
+    await sender.close()
+    await receiver.close()
+
+
 # Disabled and deleted apps
 
 

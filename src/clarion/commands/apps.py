@@ -1,5 +1,5 @@
-"""``clarion apps``: create, list, show, rotate secrets of and delete the apps of
-the app store.
+"""``clarion apps``: create, list, show, update, rotate secrets of and delete the
+apps of the app store.
 
 Settings come as for ``clarion serve``: flags over ``CLARION_*`` variables over
 the config file. Bad input exits with 2, an unreachable store with 1.
@@ -44,7 +44,7 @@ _SWITCHES = (
 
 
 class UsageError(Exception):
-    """Bad input from the command line; exits with 2."""
+    """Bad input from the command line, which exits with 2."""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -93,26 +93,7 @@ def add_parser(subparsers: Any) -> None:
     create.add_argument(
         "--disabled", action="store_true", help="create the app disabled"
     )
-    create.add_argument(
-        "--limit",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        help="set one limit, for example max_connections=1000; repeatable",
-    )
-    create.add_argument(
-        "--webhook",
-        action="append",
-        default=[],
-        metavar="URL",
-        help="URL that receives the app's webhooks; repeatable",
-    )
-    create.add_argument(
-        "--webhook-events",
-        metavar="TYPES",
-        help="comma-separated event types for every --webhook "
-        "(default: the Pusher event types)",
-    )
+    _add_limit_and_webhook_options(create)
     create.set_defaults(handler=_run(_create))
 
     listing = commands.add_parser(
@@ -154,6 +135,33 @@ def add_parser(subparsers: Any) -> None:
     retire.add_argument("id", help="app id")
     retire.set_defaults(handler=_run(_retire))
 
+    update = commands.add_parser(
+        "update",
+        parents=[common],
+        help="change switches, limits or webhook URLs of an app",
+        description=(
+            "Change an app in place. Switches not given keep their value, "
+            "--limit changes only the limits named, and --webhook replaces "
+            "every webhook URL."
+        ),
+    )
+    update.add_argument("id", help="app id")
+    for name, flag, text in _SWITCHES:
+        update.add_argument(
+            flag, dest=name, action=argparse.BooleanOptionalAction, help=text
+        )
+    update.add_argument(
+        "--watchlist-events",
+        dest="watchlist_events",
+        action=argparse.BooleanOptionalAction,
+        help="send watchlist online and offline events",
+    )
+    _add_limit_and_webhook_options(update)
+    update.add_argument(
+        "--no-webhooks", action="store_true", help="remove every webhook URL"
+    )
+    update.set_defaults(handler=_run(_update_app))
+
     for name, enabled in (("enable", True), ("disable", False)):
         toggle = commands.add_parser(
             name,
@@ -169,6 +177,29 @@ def add_parser(subparsers: Any) -> None:
     )
     delete.add_argument("id", help="app id")
     delete.set_defaults(handler=_run(_delete))
+
+
+def _add_limit_and_webhook_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="set one limit, for example max_connections=1000; repeatable",
+    )
+    parser.add_argument(
+        "--webhook",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="URL that receives the app's webhooks; repeatable",
+    )
+    parser.add_argument(
+        "--webhook-events",
+        metavar="TYPES",
+        help="comma-separated event types for every --webhook "
+        "(default: the Pusher event types)",
+    )
 
 
 def _run(
@@ -238,15 +269,9 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
         **{name: getattr(args, name) for name, _, _ in _SWITCHES},
         **_parse_limits(args.limit),
     }
-    if args.webhook:
-        webhook: dict[str, Any] = {}
-        if args.webhook_events:
-            webhook["event_types"] = [
-                name.strip() for name in args.webhook_events.split(",") if name.strip()
-            ]
-        table["webhooks"] = [{"url": url, **webhook} for url in args.webhook]
-    elif args.webhook_events:
-        raise UsageError("--webhook-events needs at least one --webhook URL")
+    webhooks = _webhook_tables(args)
+    if webhooks is not None:
+        table["webhooks"] = webhooks
     app = app_from_table(table, "app")
 
     if app.id in taken_ids or app.key in taken_keys:
@@ -360,6 +385,80 @@ def _retire(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
     return 0
 
 
+def _update_app(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
+    from clarion.server.config import app_from_table
+
+    app = _find(store, args.id)
+    table = _table_of(app)
+    for name in (*(name for name, _, _ in _SWITCHES), "watchlist_events"):
+        if getattr(args, name) is not None:
+            table[name] = getattr(args, name)
+    table.update(_parse_limits(args.limit))
+    webhooks = _webhook_tables(args)
+    if webhooks is not None and args.no_webhooks:
+        raise UsageError("Give either --webhook or --no-webhooks, not both")
+    if webhooks is not None:
+        table["webhooks"] = webhooks
+    elif args.no_webhooks:
+        table["webhooks"] = []
+    # Checked as a config table, then the fields that table lacks come back.
+    checked = app_from_table(table, "app")
+    updated = dataclasses.replace(
+        app,
+        **{
+            field.name: getattr(checked, field.name)
+            for field in dataclasses.fields(checked)
+            if field.name in table or field.name in ("limits", "webhooks")
+        },
+    )
+    _update(store, updated)
+    if args.json:
+        _print_json(_describe(updated, show_secret=False))
+    else:
+        print(
+            f"Updated app {app.id}; servers apply it within {_refresh_text(settings)}."
+        )
+    return 0
+
+
+def _table_of(app: App) -> dict[str, Any]:
+    """Return the app as an ``[[apps]]`` table of the config file."""
+    table: dict[str, Any] = {
+        "id": app.id,
+        "key": app.key,
+        "secret": app.secret,
+        "enabled": app.enabled,
+        "watchlist_events": app.watchlist_events,
+        **{name: getattr(app, name) for name, _, _ in _SWITCHES},
+        **dataclasses.asdict(app.limits),
+    }
+    table["webhooks"] = [
+        {
+            "url": target.url,
+            "event_types": sorted(target.event_types),
+            "channel_prefix": target.channel_prefix,
+            "headers": dict(target.headers),
+        }
+        for target in app.webhooks
+    ]
+    return table
+
+
+def _webhook_tables(args: argparse.Namespace) -> list[dict[str, Any]] | None:
+    """Return the webhook tables of --webhook and --webhook-events, or None
+    when no --webhook is given."""
+    if not args.webhook:
+        if args.webhook_events:
+            raise UsageError("--webhook-events needs at least one --webhook URL")
+        return None
+    webhook: dict[str, Any] = {}
+    if args.webhook_events:
+        webhook["event_types"] = [
+            name.strip() for name in args.webhook_events.split(",") if name.strip()
+        ]
+    return [{"url": url, **webhook} for url in args.webhook]
+
+
 def _toggle(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
     app = _find(store, args.id)
     _update(store, dataclasses.replace(app, enabled=args.enabled))
@@ -429,7 +528,8 @@ def _parse_limits(values: list[str]) -> dict[str, int]:
 
 
 def _describe(app: App, *, show_secret: bool) -> dict[str, Any]:
-    """Return the app as JSON-ready values; secrets only with ``show_secret``."""
+    """Return the app as JSON-ready values, with its secrets only if
+    ``show_secret`` is true."""
     description: dict[str, Any] = {"id": app.id, "key": app.key}
     if show_secret:
         description["secret"] = app.secret

@@ -46,8 +46,8 @@ class App:
     secret: str = field(repr=False)
     """The current secret: the server signs webhooks with it."""
     previous_secret: str = field(default="", repr=False)
-    """The secret before the last rotation, still accepted in signatures until
-    it is retired; empty when no rotation is under way."""
+    """The secret before the last rotation, accepted in signatures until it is
+    retired. It is empty when no rotation is under way."""
     enabled: bool = True
     client_events: bool = False
     subscription_count_events: bool = False

@@ -146,7 +146,7 @@ async def open_registry(settings: Settings) -> CachedAppRegistry:
     """Return the apps of the config file and the app store, read once.
 
     A store that cannot be read now is logged and read again in the
-    background; meanwhile only the apps of the config file are served.
+    background. Meanwhile only the apps of the config file are served.
 
     Raises:
         ConfigError: the app store setting is invalid, or the development app

@@ -1,7 +1,7 @@
 """The SQL app store: apps managed with ``clarion apps``, in SQLite or PostgreSQL.
 
 One table, ``clarion_apps``, created on first use. Credentials have their own
-columns; everything else an ``App`` carries is stored as JSON built from the
+columns, and everything else an ``App`` carries is stored as JSON built from the
 dataclass fields, so a field added to ``App`` or ``Limits`` needs no schema
 change. A key in the JSON that this version does not know is ignored with a
 warning, so a store written by a newer version still loads.
@@ -69,7 +69,7 @@ every few seconds does not repeat the warning."""
 
 
 class AppStoreError(Exception):
-    """The app store could not be read or written; the message says why."""
+    """The app store could not be read or written, for the reason in the message."""
 
 
 class DuplicateAppError(AppStoreError):
@@ -80,7 +80,7 @@ class AppStore(Protocol):
     """Where ``clarion apps`` writes apps and the server reads them."""
 
     description: str
-    """Where the store is, for messages; never contains a password."""
+    """Where the store is, for messages. It never contains a password."""
 
     def load_apps(self) -> list[App]:
         """Return every app, ordered by id. Rows that cannot be read are
@@ -98,18 +98,18 @@ class AppStore(Protocol):
         ...
 
     def update_app(self, app: App) -> bool:
-        """Replace the app with ``app.id``; return False when there is none."""
+        """Replace the app with ``app.id``, or return False when there is none."""
         ...
 
     def delete_app(self, app_id: str) -> bool:
-        """Delete the app; return False when there is none."""
+        """Delete the app, or return False when there is none."""
         ...
 
     def close(self) -> None: ...
 
 
 class _SqlAppStore:
-    """The SQL shared by both databases; subclasses open the connection."""
+    """The SQL shared by both databases. Subclasses open the connection."""
 
     description = ""
     _placeholder = "?"
@@ -121,7 +121,7 @@ class _SqlAppStore:
     def _execute(
         self, query: str, parameters: Sequence[object] = ()
     ) -> tuple[list[tuple[Any, ...]], int]:
-        """Run one statement; return its rows and the number of rows changed."""
+        """Run one statement and return its rows and the number of rows changed."""
         query = query.replace("?", self._placeholder)
         with self._connection() as connection, closing(connection.cursor()) as cursor:
             cursor.execute(query, parameters)
@@ -164,7 +164,7 @@ class SQLiteAppStore(_SqlAppStore):
     """Apps in a SQLite file, shared by the processes of one machine.
 
     With ``create`` false (the server) a missing file reads as a store without
-    apps and is not created; ``clarion apps`` creates it and its directory.
+    apps and is not created. ``clarion apps`` creates it and its directory.
     """
 
     def __init__(self, path: Path, *, create: bool = True) -> None:
@@ -367,7 +367,7 @@ def _read_fields(
             if (app_id, name) not in _warned_keys:
                 _warned_keys.add((app_id, name))
                 logger.warning(
-                    "App %s in the app store has an unknown %s key %r; ignored",
+                    "App %s in the app store has an unknown %s key %r: ignored",
                     app_id,
                     column,
                     name,

@@ -68,8 +68,8 @@ class AppChanges:
 class CachedAppRegistry:
     """The apps of the config file plus those of the app store, in memory.
 
-    ``refresh`` reads the store and replaces the cache; ``run`` does so every
-    ``refresh_interval`` seconds. Rules:
+    ``refresh`` reads the store and replaces the cache, and after ``start`` a
+    task does so every ``refresh_interval`` seconds. Rules:
 
     - On a conflict, the config file wins: a store app whose id or key an app
       of the config file already has is not served, and a warning names it.
@@ -126,7 +126,7 @@ class CachedAppRegistry:
     # Refreshing
 
     async def refresh(self) -> bool:
-        """Read the store once and serve what it contains; return whether the
+        """Read the store once, serve what it contains, and return whether the
         read succeeded. A failure is logged and keeps the apps served."""
         if self.store is None:
             return True

@@ -109,7 +109,7 @@ class Settings:
 
     @property
     def config_apps(self) -> tuple[App, ...]:
-        """The apps of the config file or the environment; empty when the
+        """The apps of the config file or the environment. It is empty when the
         development app is only the default."""
         return () if self.apps is DEFAULT_APPS else self.apps
 
@@ -300,7 +300,7 @@ def _apps_from_document(document: Mapping[str, Any]) -> tuple[App, ...]:
 
 def app_from_table(table: Mapping[str, Any], where: str) -> App:
     """Build an app from a table shaped like an ``[[apps]]`` table of the config
-    file, with the same checks; ``where`` names it in error messages.
+    file, with the same checks. ``where`` names it in error messages.
 
     Raises:
         ConfigError: a value is missing or invalid.

@@ -160,7 +160,7 @@ class Hub:
         """Apply a refresh of the apps to open connections.
 
         Connections of a removed app close with 4001 and those of a disabled
-        app with 4003, as new ones would be rejected; the others take the new
+        app with 4003, as new ones would be rejected. The others take the new
         values of their app, such as a rotated secret or new limits.
         """
         removed = {app.id for app in changes.removed}
@@ -176,7 +176,9 @@ class Hub:
         for connection in list(self.connections.values()):
             app_id = connection.app.id
             if app_id in removed:
-                connection.reject(ErrorCode.APP_NOT_FOUND, f"App {app_id} was deleted")
+                connection.reject(
+                    ErrorCode.APP_NOT_FOUND, f"App {app_id} is no longer served"
+                )
             elif app_id in updated:
                 connection.app = updated[app_id]
                 if not connection.app.enabled:

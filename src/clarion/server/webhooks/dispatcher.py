@@ -80,7 +80,7 @@ class Webhooks:
     # Lifecycle
 
     def _open_outbox(self, outbox: Outbox | None = None) -> None:
-        """Open the outbox and its sender; the sender starts with ``start``, or
+        """Open the outbox and its sender. The sender starts with ``start``, or
         at once when that has run. An app of the app store may get webhook
         URLs while the server runs, so this can happen late."""
         self.enabled = True
