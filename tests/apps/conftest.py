@@ -12,7 +12,7 @@ import pytest
 
 # The wire-level clients and the webhook receiver live with other test folders.
 TESTS = Path(__file__).resolve().parent.parent
-for folder in ("server", "cluster", "fallback"):
+for folder in ("server", "cluster", "fallback", "interop"):
     if str(TESTS / folder) not in sys.path:
         sys.path.insert(0, str(TESTS / folder))
 

@@ -471,13 +471,14 @@ class Hub:
         then stay silent for ``pong_timeout`` with 4201."""
         activity_timeout = self.settings.activity_timeout
         pong_timeout = self.settings.pong_timeout
-        timeouts = [activity_timeout, pong_timeout] + [
-            app.limits.authorization_timeout
-            for app in self.apps.all()
-            if app.authorized_connections
-        ]
-        interval = max(0.1, min(5.0, *(timeout / 4 for timeout in timeouts)))
         while True:
+            # Recomputed each pass, because apps of the app store come and go.
+            timeouts = [activity_timeout, pong_timeout] + [
+                app.limits.authorization_timeout
+                for app in self.apps.all()
+                if app.authorized_connections
+            ]
+            interval = max(0.1, min(5.0, *(timeout / 4 for timeout in timeouts)))
             await asyncio.sleep(interval)
             now = time.monotonic()
             for connection in list(self.connections.values()):
