@@ -16,6 +16,7 @@ from clarion.server.app import open_registry
 from clarion.server.app_store import (
     AppStore,
     DuplicateAppError,
+    PostgresAppStore,
     SQLiteAppStore,
     open_app_store,
 )
@@ -256,3 +257,32 @@ async def test_dev_app_beyond_loopback_refused(tmp_path: Path) -> None:
     registry = await open_registry(settings)
     assert [app.id for app in registry.all()] == ["7"]
     await registry.stop()
+
+
+def test_sqlite_file_private(tmp_path: Path) -> None:
+    """The SQLite file, which contains the secrets, is readable by its owner only."""
+    app_store = SQLiteAppStore(tmp_path / "apps.sqlite3")
+    app_store.insert_app(FULL_APP)
+    assert app_store.path.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://apps:pw@db.internal:5432/clarion", "apps@db.internal:5432"),
+        ("postgresql://db.internal/clarion?password=pw", "db.internal/clarion"),
+        ("postgres://apps@db.internal/clarion", "apps@db.internal/clarion"),
+    ],
+)
+def test_postgres_description_hides_password(url: str, shown: str) -> None:
+    """The store's description, used in logs and messages, has no password."""
+    description = PostgresAppStore(url).description
+    assert "pw" not in description
+    assert shown in description
+
+
+def test_invalid_app_store_setting() -> None:
+    """An app_store that is neither sqlite nor a PostgreSQL URL is a ConfigError."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(flags={"app_store": "mysql://127.0.0.1/apps"}, environ={})
+    assert "Invalid app_store" in str(caught.value)

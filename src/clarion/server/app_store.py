@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -176,12 +177,7 @@ class SQLiteAppStore(_SqlAppStore):
     @contextmanager
     def _connection(self) -> Iterator[sqlite3.Connection]:
         if self._create:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise AppStoreError(
-                    f"Cannot create the directory of {self.description}: {exc.strerror}"
-                ) from exc
+            self._create_file()
         try:
             connection = sqlite3.connect(self.path, timeout=5)
         except sqlite3.Error as exc:
@@ -200,6 +196,17 @@ class SQLiteAppStore(_SqlAppStore):
             raise AppStoreError(f"{self.description}: {exc}") from exc
         finally:
             connection.close()
+
+    def _create_file(self) -> None:
+        # The file contains the app secrets, so only its owner may read it.
+        # SQLite gives the -wal and -shm files the same permissions.
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except OSError as exc:
+            raise AppStoreError(
+                f"Cannot create {self.description}: {exc.strerror}"
+            ) from exc
 
     def load_apps(self) -> list[App]:
         if not self._create and not self.path.exists():
@@ -284,12 +291,14 @@ def open_app_store(app_store: str, data_dir: str, *, create: bool) -> AppStore:
 
 
 def _without_password(url: str) -> str:
+    """Return the URL without its password and query, which may carry one."""
     scheme, _, rest = url.partition("://")
-    credentials, at, host = rest.rpartition("@")
+    rest = rest.split("?", 1)[0]
+    credentials, at, location = rest.rpartition("@")
     if not at:
-        return url
+        return f"{scheme}://{rest}"
     user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}"
+    return f"{scheme}://{user}@{location}"
 
 
 # Rows
