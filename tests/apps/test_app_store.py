@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from postgres_server import PostgresServer
 from store_harness import StoreTarget
 
 from clarion.protocol.apps import App, Limits
@@ -286,3 +287,24 @@ def test_invalid_app_store_setting() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(flags={"app_store": "mysql://127.0.0.1/apps"}, environ={})
     assert "Invalid app_store" in str(caught.value)
+
+
+def test_postgres_reconnects_after_disconnect(
+    postgres: PostgresServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A kept connection closed by the database is replaced without an error."""
+    url = postgres.create_database()
+    app_store = PostgresAppStore(url)
+    try:
+        app_store.insert_app(FULL_APP)
+        name = url.rsplit("/", 1)[1]
+        postgres.execute(
+            postgres.url(),
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}'",
+        )
+        with caplog.at_level(logging.INFO):
+            assert app_store.load_apps() == [FULL_APP]
+        assert any("Reconnecting" in r.getMessage() for r in caplog.records)
+    finally:
+        app_store.close()

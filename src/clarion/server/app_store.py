@@ -256,6 +256,24 @@ class PostgresAppStore(_SqlAppStore):
             self.close()
             raise AppStoreError(f"{self.description}: {exc}".strip()) from exc
 
+    def _execute(
+        self, query: str, parameters: Sequence[object] = ()
+    ) -> tuple[list[tuple[Any, ...]], int]:
+        # A kept connection may have been closed by a database restart or an
+        # idle timeout since the last call: that is retried once on a new one.
+        reused = self._open is not None and not self._open.closed
+        try:
+            return super()._execute(query, parameters)
+        except DuplicateAppError:
+            raise
+        except AppStoreError as exc:
+            if not reused or not isinstance(
+                exc.__cause__, self._psycopg.OperationalError
+            ):
+                raise
+            logger.info("Reconnecting to %s after: %s", self.description, exc)
+            return super()._execute(query, parameters)
+
     def _create_schema(self, connection: Any) -> None:
         try:
             connection.execute(_SCHEMA)
