@@ -67,7 +67,9 @@ def add_parser(subparsers: Any) -> None:
     common.add_argument(
         "--app-store",
         metavar="URL",
-        help="postgresql:// URL of the app store, or sqlite (the default)",
+        help="postgresql:// URL of the app store, or sqlite (the default); "
+        "prefer CLARION_APP_STORE for a URL with a password, because arguments "
+        "are visible to other users",
     )
     common.add_argument(
         "--json", action="store_true", help="print JSON instead of text"
