@@ -474,8 +474,8 @@ def _check(settings: Settings) -> None:
             raise ConfigError(
                 f"Invalid {name} = {getattr(settings, name)}: must be positive"
             )
-    # With the development app as the default, the server checks again once
-    # it has read the app store, which may define apps in its place.
+    # When the development app is only the default, the server makes this
+    # check once it has read the app store, which may define apps in its place.
     if settings.config_apps and not settings.dev_app_allowed:
         check_dev_app_exposure(settings, settings.uses_dev_app)
     if settings.app_store not in ("", "sqlite") and not settings.app_store.startswith(
