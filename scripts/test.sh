@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs (Python packages, the npm clients,
-# Node.js, redis-server, Chromium, Firefox ESR), then run the whole suite.
-# Extra arguments go to pytest.
+# Node.js, redis-server, PostgreSQL, Chromium, Firefox ESR), then run the whole
+# suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +15,9 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/firefox-esr ] || missing+=(firefox-esr)
+# Debian keeps initdb and postgres in /usr/lib/postgresql/<version>/bin, off PATH.
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null \
+    || missing+=(postgresql)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "Installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq

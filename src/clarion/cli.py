@@ -10,7 +10,7 @@ from clarion import __version__
 __all__ = ["main"]
 
 # Modules under clarion.commands, each adding one subcommand.
-COMMANDS = ("serve", "listen", "trigger", "webhooks")
+COMMANDS = ("serve", "listen", "trigger", "webhooks", "apps")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -58,12 +58,14 @@ def test_console_api_without_session_rejected(console_http: ConsoleHttp) -> None
 def test_console_forged_session_rejected(console_http: ConsoleHttp) -> None:
     """A session cookie with a changed expiry or signature is rejected."""
     assert console_http.login() == 303
-    expires, _, signature = console_http.cookies["clarion_console_session"].partition(
-        "."
-    )
+    expires, _, rest = console_http.cookies["clarion_console_session"].partition(".")
+    session_id, _, signature = rest.partition(".")
+    # Flip the last character to one it cannot already be.
+    changed = "1" if signature[-1] == "0" else "0"
     forged = {
-        "later expiry": f"{int(expires) + 1}.{signature}",
-        "changed signature": f"{expires}.{signature[:-1]}0",
+        "later expiry": f"{int(expires) + 1}.{rest}",
+        "other session id": f"{expires}.{session_id}x.{signature}",
+        "changed signature": f"{expires}.{session_id}.{signature[:-1]}{changed}",
     }
     for case, value in forged.items():
         console_http.cookies["clarion_console_session"] = value

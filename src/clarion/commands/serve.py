@@ -102,4 +102,7 @@ def run(args: argparse.Namespace) -> int:
     except ListenError as exc:
         print(f"clarion: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:
+        print(f"clarion: {exc}", file=sys.stderr)
+        return 2
     return 0

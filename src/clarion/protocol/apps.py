@@ -44,6 +44,10 @@ class App:
     id: str
     key: str
     secret: str = field(repr=False)
+    """The current secret: the server signs webhooks with it."""
+    previous_secret: str = field(default="", repr=False)
+    """The secret before the last rotation, accepted in signatures until it is
+    retired. It is empty when no rotation is under way."""
     enabled: bool = True
     client_events: bool = False
     subscription_count_events: bool = False
@@ -55,3 +59,11 @@ class App:
     limits: Limits = field(default_factory=Limits)
     webhooks: tuple[WebhookTarget, ...] = ()
     """The URLs that receive the app's webhooks; none by default."""
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secrets that signatures may use: the current one first, then the
+        previous one during a rotation."""
+        if self.previous_secret:
+            return (self.secret, self.previous_secret)
+        return (self.secret,)

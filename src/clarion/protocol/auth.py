@@ -3,6 +3,9 @@
 Every signature is the lowercase hex HMAC-SHA256 of a UTF-8 string under the app
 secret. Comparisons use ``hmac.compare_digest`` so that timing reveals nothing
 about the expected value.
+
+The checks take one secret or a tuple of them: during a secret rotation an app
+has two valid secrets (``App.secrets``), and a signature made with either passes.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hmac
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import TypeAlias
 
 from clarion.protocol.errors import (
     ApiError,
@@ -23,6 +27,7 @@ from clarion.protocol.errors import (
 
 __all__ = [
     "API_TIMESTAMP_WINDOW",
+    "Secrets",
     "build_api_string_to_sign",
     "sign",
     "sign_api_request",
@@ -38,6 +43,9 @@ API_TIMESTAMP_WINDOW = 600
 EMPTY_BODY_MD5 = hashlib.md5(b"").hexdigest()
 _TIMESTAMP_PATTERN = re.compile(r"-?[0-9]{1,12}")
 
+Secrets: TypeAlias = str | tuple[str, ...]
+"""One app secret, or every secret valid at the moment, current first."""
+
 
 def sign(secret: str, message: str) -> str:
     """Return the hex HMAC-SHA256 of ``message`` under ``secret``."""
@@ -52,7 +60,7 @@ def sign_bytes(secret: str, data: bytes) -> str:
 def verify_channel_auth(
     *,
     key: str,
-    secret: str,
+    secret: Secrets,
     socket_id: str,
     channel: str,
     auth: object,
@@ -85,7 +93,7 @@ def verify_channel_auth(
 
 
 def verify_signin_auth(
-    *, key: str, secret: str, socket_id: str, user_data: str, auth: object
+    *, key: str, secret: Secrets, socket_id: str, user_data: str, auth: object
 ) -> None:
     """Check a ``pusher:signin`` token over ``<socket_id>::user::<user_data>``.
 
@@ -106,7 +114,7 @@ def verify_signin_auth(
 
 
 def _check_token(
-    key: str, secret: str, string_to_sign: str, auth: object
+    key: str, secret: Secrets, string_to_sign: str, auth: object
 ) -> str | None:
     """Return which part of ``auth`` is wrong (format, key or signature), or None."""
     if not isinstance(auth, str) or ":" not in auth:
@@ -114,10 +122,25 @@ def _check_token(
     auth_key, signature = auth.split(":", 1)
     if not hmac.compare_digest(auth_key.encode(), key.encode()):
         return "key"
-    expected = sign(secret, string_to_sign)
-    if not hmac.compare_digest(expected.encode(), signature.encode()):
+    if not _matches_any(secret, string_to_sign, signature):
         return "signature"
     return None
+
+
+def _matches_any(secret: Secrets, string_to_sign: str, signature: str) -> bool:
+    """Return whether ``signature`` is the signature of ``string_to_sign`` under
+    any of the secrets.
+
+    Every secret is compared, even after a match, so the time taken does not
+    tell which secret matched.
+    """
+    secrets = (secret,) if isinstance(secret, str) else secret
+    given = signature.encode()
+    matched = False
+    for candidate in secrets:
+        expected = sign(candidate, string_to_sign).encode()
+        matched |= hmac.compare_digest(expected, given)
+    return matched
 
 
 def _auth_key(auth: object) -> str:
@@ -172,7 +195,7 @@ def sign_api_request(
 def verify_api_request(
     *,
     key: str,
-    secret: str,
+    secret: Secrets,
     method: str,
     paths: tuple[str, ...],
     params: Mapping[str, str],
@@ -198,10 +221,10 @@ def verify_api_request(
     _check_timestamp(params["auth_timestamp"], now)
     _check_body_md5(params.get("body_md5"), body)
 
-    signature = params["auth_signature"].encode()
+    signature = params["auth_signature"]
     for path in paths:
-        expected = sign(secret, build_api_string_to_sign(method, path, params))
-        if hmac.compare_digest(expected.encode(), signature):
+        string_to_sign = build_api_string_to_sign(method, path, params)
+        if _matches_any(secret, string_to_sign, signature):
             return
     raise ApiError(
         401, "Invalid signature: the auth_signature does not match the request"

@@ -88,7 +88,7 @@ def check_subscribe(
     # learns nothing about the data checks.
     verify_channel_auth(
         key=app.key,
-        secret=app.secret,
+        secret=app.secrets,
         socket_id=socket_id,
         channel=channel,
         auth=data.get("auth"),

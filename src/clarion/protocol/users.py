@@ -43,7 +43,7 @@ def check_signin(app: App, socket_id: str, data: dict[str, Any]) -> User:
         raise _unauthorized("Sign-in rejected: 'user_data' must be a JSON string")
     verify_signin_auth(
         key=app.key,
-        secret=app.secret,
+        secret=app.secrets,
         socket_id=socket_id,
         user_data=user_data,
         auth=data.get("auth"),

@@ -10,8 +10,14 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from clarion.server.adapters import Adapter, LocalAdapter
-from clarion.server.apps import StaticAppRegistry
-from clarion.server.config import Settings
+from clarion.server.app_store import AppStoreError, open_app_store
+from clarion.server.apps import CachedAppRegistry
+from clarion.server.config import (
+    DEV_APP,
+    ConfigError,
+    Settings,
+    check_dev_app_exposure,
+)
 from clarion.server.console import Console
 from clarion.server.fallback import HttpSessions
 from clarion.server.http import HttpProtocol
@@ -30,8 +36,16 @@ class ListenError(Exception):
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Listen until ``stop`` is set, then close every connection with 4200."""
-    hub = Hub(settings, StaticAppRegistry(settings.apps), _adapter(settings))
+    """Listen until ``stop`` is set, then close every connection with 4200.
+
+    Raises:
+        ConfigError: the app store setting is invalid, or the development app
+        would be served beyond loopback.
+        ListenError: a port cannot be opened.
+    """
+    apps = await open_registry(settings)
+    hub = Hub(settings, apps, _adapter(settings))
+    apps.on_change = hub.apps_changed
     api = HttpApi(hub)
     sessions = HttpSessions(hub, settings.fallback_path)
     console = Console(hub) if settings.console_token else None
@@ -59,6 +73,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             server.close()
             raise
     hub.start()
+    apps.start()
     metrics.start()
     if console is not None:
         console.start()
@@ -74,20 +89,21 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
             settings.host,
             settings.metrics_port,
         )
-    for app in settings.apps:
+    for app in apps.all():
         logger.info(
             "Serving app %s (key %s, client events %s)",
             app.id,
             app.key,
             "on" if app.client_events else "off",
         )
-    if settings.uses_dev_app:
+    if any(app.secret == DEV_APP.secret for app in apps.all()):
         logger.warning(
             "The development app (id 1, key app-key, secret app-secret) is active. "
             "Its credentials are public: use them for development only."
         )
 
     await stop.wait()
+    await apps.stop()
     if console is not None:
         await console.stop()
     await _stop(hub, server)
@@ -124,6 +140,37 @@ async def _listen(
             f"Cannot listen on {settings.host} port {port}: {reason}. "
             f"Stop the program that uses it, or choose another {option}."
         ) from exc
+
+
+async def open_registry(settings: Settings) -> CachedAppRegistry:
+    """Return the apps of the config file and the app store, read once.
+
+    A store that cannot be read now is logged and read again in the
+    background. Meanwhile only the apps of the config file are served.
+
+    Raises:
+        ConfigError: the app store setting is invalid, or the development app
+        would be served beyond loopback.
+    """
+    try:
+        store = open_app_store(settings.app_store, settings.data_dir, create=False)
+    except AppStoreError as exc:
+        raise ConfigError(str(exc)) from exc
+    registry = CachedAppRegistry(
+        settings.config_apps,
+        store,
+        refresh_interval=settings.app_refresh_ms / 1000,
+        dev_app=DEV_APP if settings.dev_app_allowed else None,
+    )
+    if await registry.refresh():
+        logger.info(
+            "Read the app store, %s; reading it again every %g s",
+            store.description,
+            registry.refresh_interval,
+        )
+    if registry.loaded and not registry.all() and not settings.dev_app_allowed:
+        check_dev_app_exposure(settings, True)
+    return registry
 
 
 def _adapter(settings: Settings) -> Adapter:

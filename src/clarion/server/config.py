@@ -13,10 +13,19 @@ from clarion.logs import LOG_FORMATS
 from clarion.protocol.apps import App, Limits
 from clarion.protocol.webhooks import EVENT_TYPES, PUSHER_EVENT_TYPES, WebhookTarget
 
-__all__ = ["DEV_APP", "ConfigError", "Settings", "load_settings"]
+__all__ = [
+    "DEV_APP",
+    "ConfigError",
+    "Settings",
+    "app_from_table",
+    "check_dev_app_exposure",
+    "load_settings",
+]
 
 DEV_APP = App(id="1", key="app-key", secret="app-secret", client_events=True)
 """The development app served when nothing else is configured. Its secret is public."""
+DEFAULT_APPS = (DEV_APP,)
+"""``Settings.apps`` when neither the config file nor the environment has apps."""
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -35,7 +44,8 @@ class Settings:
     host: str = "127.0.0.1"
     """Address to listen on."""
     port: int = 6001
-    apps: tuple[App, ...] = (DEV_APP,)
+    apps: tuple[App, ...] = DEFAULT_APPS
+    """Apps of the config file or the environment, else the development app."""
     activity_timeout: int = 120
     """Seconds announced to clients; the server pings a client silent this long."""
     pong_timeout: int = 30
@@ -91,6 +101,22 @@ class Settings:
     memory_limit_mb: int = 0
     """Resident memory in MiB over which new connections get 4100 and /ready
     fails; 0 is no limit."""
+    app_store: str = ""
+    """Where ``clarion apps`` keeps apps: empty or ``sqlite`` for the file
+    ``apps.sqlite3`` in ``data_dir``, or a ``postgresql://`` URL."""
+    app_refresh_ms: int = 5000
+    """Milliseconds between reads of the app store by each server process."""
+
+    @property
+    def config_apps(self) -> tuple[App, ...]:
+        """The apps of the config file or the environment. It is empty when the
+        development app is only the default."""
+        return () if self.apps is DEFAULT_APPS else self.apps
+
+    @property
+    def dev_app_allowed(self) -> bool:
+        """Whether the development app may be served on ``host``."""
+        return self.host in LOOPBACK_HOSTS or self.expose_dev_app
 
     @property
     def uses_dev_app(self) -> bool:
@@ -134,6 +160,8 @@ _SERVER_KEYS = {
     "metrics_port": int,
     "max_node_connections": int,
     "memory_limit_mb": int,
+    "app_store": str,
+    "app_refresh_ms": int,
 }
 
 _APP_SWITCHES = (
@@ -268,6 +296,16 @@ def _apps_from_document(document: Mapping[str, Any]) -> tuple[App, ...]:
         _build_app(table, f"apps[{index}]") for index, table in enumerate(tables)
     )
     return apps
+
+
+def app_from_table(table: Mapping[str, Any], where: str) -> App:
+    """Build an app from a table shaped like an ``[[apps]]`` table of the config
+    file, with the same checks. ``where`` names it in error messages.
+
+    Raises:
+        ConfigError: a value is missing or invalid.
+    """
+    return _build_app(dict(table), where)
 
 
 def _build_app(table: Any, where: str) -> App:
@@ -430,19 +468,37 @@ def _check(settings: Settings) -> None:
         "http_idle_timeout",
         "webhook_timeout",
         "webhook_retry_window",
+        "app_refresh_ms",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(
                 f"Invalid {name} = {getattr(settings, name)}: must be positive"
             )
-    if (
-        settings.uses_dev_app
-        and settings.host not in LOOPBACK_HOSTS
-        and not settings.expose_dev_app
+    # When the development app is only the default, the server makes this
+    # check once it has read the app store, which may define apps in its place.
+    if settings.config_apps and not settings.dev_app_allowed:
+        check_dev_app_exposure(settings, settings.uses_dev_app)
+    if settings.app_store not in ("", "sqlite") and not settings.app_store.startswith(
+        ("postgresql://", "postgres://")
     ):
         raise ConfigError(
+            "Invalid app_store: expected empty or sqlite (the SQLite file "
+            "apps.sqlite3 in data_dir), or a postgresql:// URL"
+        )
+
+
+def check_dev_app_exposure(settings: Settings, serves_dev_app: bool) -> None:
+    """Check that the development app is not served beyond loopback without
+    ``expose_dev_app``.
+
+    Raises:
+        ConfigError: naming the host and the way out.
+    """
+    if serves_dev_app and not settings.dev_app_allowed:
+        raise ConfigError(
             f"Refusing to listen on {settings.host} with the development app, whose "
-            "secret is public. Configure your own apps, or pass --expose-dev-app "
+            "secret is public. Configure your own apps (in the config file or with "
+            "`clarion apps create`), or pass --expose-dev-app "
             "(CLARION_EXPOSE_DEV_APP=true) to do it anyway."
         )
 

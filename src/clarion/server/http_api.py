@@ -130,7 +130,7 @@ class HttpApi(RequestHandler):
         )
         verify_api_request(
             key=app.key,
-            secret=app.secret,
+            secret=app.secrets,
             method=request.method,
             paths=paths,
             params=request.params,

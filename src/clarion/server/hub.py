@@ -24,7 +24,7 @@ from clarion.protocol.handshake import check_connection_quota, new_socket_id
 from clarion.protocol.messages import ClientMessage, parse_client_message
 from clarion.protocol.subscriptions import check_client_event, check_subscribe
 from clarion.server.adapters import Adapter
-from clarion.server.apps import AppRegistry
+from clarion.server.apps import AppChanges, AppRegistry
 from clarion.server.config import Settings
 from clarion.server.connection import Connection
 from clarion.server.counts import SubscriptionCounts
@@ -155,6 +155,34 @@ class Hub:
             transport=type(connection).__name__,
         )
         return connection
+
+    def apps_changed(self, changes: AppChanges) -> None:
+        """Apply a refresh of the apps to open connections.
+
+        Connections of a removed app close with 4001 and those of a disabled
+        app with 4003, as new ones would be rejected. The others take the new
+        values of their app, such as a rotated secret or new limits.
+        """
+        removed = {app.id for app in changes.removed}
+        updated = {app.id: app for app in changes.updated}
+        for app in changes.removed:
+            logger.info("App %s is no longer served", app.id, extra={"app_id": app.id})
+        for app in changes.added:
+            logger.info(
+                "Serving app %s (key %s)", app.id, app.key, extra={"app_id": app.id}
+            )
+        for app in changes.updated:
+            logger.info("App %s changed", app.id, extra={"app_id": app.id})
+        for connection in list(self.connections.values()):
+            app_id = connection.app.id
+            if app_id in removed:
+                connection.reject(
+                    ErrorCode.APP_NOT_FOUND, f"App {app_id} is no longer served"
+                )
+            elif app_id in updated:
+                connection.app = updated[app_id]
+                if not connection.app.enabled:
+                    connection.reject(ErrorCode.APP_DISABLED, "Application disabled")
 
     def connection_count(self, app_id: str) -> int:
         """Return how many connections of ``app_id`` this process has open."""
@@ -443,13 +471,14 @@ class Hub:
         then stay silent for ``pong_timeout`` with 4201."""
         activity_timeout = self.settings.activity_timeout
         pong_timeout = self.settings.pong_timeout
-        timeouts = [activity_timeout, pong_timeout] + [
-            app.limits.authorization_timeout
-            for app in self.settings.apps
-            if app.authorized_connections
-        ]
-        interval = max(0.1, min(5.0, *(timeout / 4 for timeout in timeouts)))
         while True:
+            # Recomputed each pass, because apps of the app store come and go.
+            timeouts = [activity_timeout, pong_timeout] + [
+                app.limits.authorization_timeout
+                for app in self.apps.all()
+                if app.authorized_connections
+            ]
+            interval = max(0.1, min(5.0, *(timeout / 4 for timeout in timeouts)))
             await asyncio.sleep(interval)
             now = time.monotonic()
             for connection in list(self.connections.values()):

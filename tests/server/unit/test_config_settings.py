@@ -8,7 +8,13 @@ from typing import Any
 import pytest
 
 from clarion.protocol.apps import App, Limits
-from clarion.server.config import DEV_APP, ConfigError, Settings, load_settings
+from clarion.server.config import (
+    DEV_APP,
+    ConfigError,
+    Settings,
+    check_dev_app_exposure,
+    load_settings,
+)
 
 OWN_APP_TOML = """
 [[apps]]
@@ -333,16 +339,28 @@ def test_missing_file_names_file(tmp_path: Path) -> None:
 # The development app beyond loopback
 
 
+# Without apps in the config file, the server makes this check once it has read
+# the app store, which may define apps in place of the development app.
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.10"])
 def test_dev_app_exposed_rejected(tmp_path: Path, host: str) -> None:
     """A public address with the development app is an error naming the host."""
-    assert host in config_error(tmp_path, flags={"host": host})
+    settings = load(tmp_path, flags={"host": host})
+    with pytest.raises(ConfigError) as caught:
+        check_dev_app_exposure(settings, True)
+    assert host in str(caught.value)
 
 
 def test_dev_app_exposed_by_environment(tmp_path: Path) -> None:
     """CLARION_HOST beyond loopback with the development app is also an error."""
+    settings = load(tmp_path, environ={"CLARION_HOST": "0.0.0.0"})
     with pytest.raises(ConfigError):
-        load(tmp_path, environ={"CLARION_HOST": "0.0.0.0"})
+        check_dev_app_exposure(settings, True)
+
+
+def test_store_apps_on_public_address(tmp_path: Path) -> None:
+    """A public address is fine when the app store replaces the development app."""
+    settings = load(tmp_path, flags={"host": "0.0.0.0"})
+    check_dev_app_exposure(settings, False)
 
 
 def test_dev_credentials_in_file_exposed(tmp_path: Path) -> None:

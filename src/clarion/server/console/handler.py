@@ -101,7 +101,7 @@ class Console:
                 settings.redis_prefix,
                 self.node,
                 hub.monitor,
-                frozenset(app.id for app in settings.apps),
+                lambda app_id: hub.apps.find_by_id(app_id) is not None,
                 lambda: self.streams.count,
             )
         self.sampler = Sampler(hub, cluster)
@@ -367,7 +367,7 @@ class Console:
     # JSON
 
     def _apps(self) -> list[App]:
-        return list(self.hub.settings.apps)
+        return list(self.hub.apps.all())
 
     def _app(self, app_id: str) -> App:
         app = self.hub.apps.find_by_id(app_id)

@@ -46,12 +46,12 @@ class ConsoleRelay:
         prefix: str,
         node: str,
         monitor: Monitor,
-        app_ids: frozenset[str],
+        is_served: Callable[[str], bool],
         local_streams: Callable[[], int],
     ) -> None:
         self.node = node
         self.monitor = monitor
-        self._app_ids = app_ids
+        self._is_served = is_served
         self._local_streams = local_streams
         self._redis = redis
         self._channel = f"{prefix}:console:events"
@@ -180,7 +180,7 @@ class ConsoleRelay:
         try:
             fields: dict[str, Any] = json.loads(raw)
             node = str(fields["node"])
-            if node == self.node or fields["app_id"] not in self._app_ids:
+            if node == self.node or not self._is_served(fields["app_id"]):
                 return
             event = MonitorEvent(
                 app_id=str(fields["app_id"]),

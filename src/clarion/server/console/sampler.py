@@ -99,7 +99,7 @@ class Sampler:
 
     def _local_counts(self) -> dict[str, Counts]:
         counts = {}
-        for app in self.hub.settings.apps:
+        for app in self.hub.apps.all():
             totals = self.hub.monitor.totals.get(app.id)
             opened = totals["connection_opened"] if totals else 0
             events = sum(totals[kind] for kind in _EVENT_KINDS) if totals else 0

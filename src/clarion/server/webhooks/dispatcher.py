@@ -58,20 +58,14 @@ class Webhooks:
     ) -> None:
         self.settings = settings
         self.apps = apps
-        self.enabled = any(app.webhooks for app in settings.apps)
-        if outbox is None and self.enabled:
-            outbox = open_outbox(settings)
-        self.outbox = outbox
+        self.enabled = any(app.webhooks for app in apps.all())
+        self.outbox: Outbox | None = None
         self.monitor: Monitor | None = None
         """Set by the hub; the sender reports deliveries to it."""
         self.sender: WebhookSender | None = None
-        if outbox is not None:
-            self.sender = WebhookSender(
-                outbox,
-                apps,
-                request_timeout=settings.webhook_timeout,
-                retry_window=settings.webhook_retry_window,
-            )
+        self._started = False
+        if outbox is not None or self.enabled:
+            self._open_outbox(outbox)
         self._batches: dict[tuple[str, int], _Batch] = {}
         """(app id, index of the webhook table) to the events waiting for it."""
         self._flush_timers: dict[str, asyncio.TimerHandle] = {}
@@ -85,13 +79,31 @@ class Webhooks:
 
     # Lifecycle
 
+    def _open_outbox(self, outbox: Outbox | None = None) -> None:
+        """Open the outbox and its sender. The sender starts with ``start``, or
+        at once when that has run. An app of the app store may get webhook
+        URLs while the server runs, so this can happen late."""
+        self.enabled = True
+        self.outbox = outbox or open_outbox(self.settings)
+        self.sender = WebhookSender(
+            self.outbox,
+            self.apps,
+            request_timeout=self.settings.webhook_timeout,
+            retry_window=self.settings.webhook_retry_window,
+        )
+        if self._started:
+            self._start_sender()
+
     def start(self) -> None:
+        self._started = True
         if self.sender is not None:
-            self.sender.monitor = self.monitor
-            self._sender_task = asyncio.get_running_loop().create_task(
-                self.sender.run()
-            )
-            logger.info("Webhook sender started, outbox %s", self._outbox_name())
+            self._start_sender()
+
+    def _start_sender(self) -> None:
+        assert self.sender is not None
+        self.sender.monitor = self.monitor
+        self._sender_task = asyncio.get_running_loop().create_task(self.sender.run())
+        logger.info("Webhook sender started, outbox %s", self._outbox_name())
 
     async def stop(self) -> None:
         """Write waiting batches to the outbox and stop sending. Delayed vacated
@@ -244,6 +256,8 @@ class Webhooks:
     def _flush(self, app_id: str) -> None:
         self._flush_timers.pop(app_id, None)
         app = self.apps.find_by_id(app_id)
+        if self.outbox is None and app is not None and app.webhooks:
+            self._open_outbox()
         for key in [key for key in self._batches if key[0] == app_id]:
             batch = self._batches.pop(key)
             if app is None or self.outbox is None:
