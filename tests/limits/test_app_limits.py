@@ -12,15 +12,12 @@ import pytest
 from clarion_e2e import (
     ApiResponse,
     Frame,
-    WireClient,
     channel_auth,
-    compact,
     error_frame,
     sdk_client,
 )
 from clarion_launch import ClientOpener, RunningServer
-
-from conftest import (
+from limits_harness import (
     API_RATE_APP,
     CLIENT_RATE_APP,
     EVENT_RATE_APP,
@@ -28,8 +25,8 @@ from conftest import (
     PRESENCE_APP,
     QUOTA_APP,
     SDK_API_RATE_APP,
-    LimitApp,
     api_client,
+    join_presence,
     ws_url,
 )
 
@@ -37,22 +34,6 @@ BURST = 20
 """Requests or events sent back to back against a limit of 5 per second. A
 burst cannot get more than twice the limit through, whatever window
 boundary it straddles, so at least 10 of 20 are rejected."""
-
-
-async def join_presence(
-    client: WireClient, app: LimitApp, channel: str, user_id: str, user_info: Any
-) -> Frame:
-    """Send a signed presence subscribe and return the server's reply to it."""
-    assert client.socket_id is not None
-    channel_data = compact({"user_id": user_id, "user_info": user_info})
-    auth = channel_auth(app.key, app.secret, client.socket_id, channel, channel_data)
-    await client.send_json(
-        {
-            "event": "pusher:subscribe",
-            "data": {"channel": channel, "auth": auth, "channel_data": channel_data},
-        }
-    )
-    return await client.recv_frame()
 
 
 def subscription_error(frame: Frame) -> dict[str, Any]:
