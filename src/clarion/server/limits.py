@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from clarion.protocol.limits import RateWindow
@@ -82,8 +82,11 @@ class Rejections:
     count is logged with the next rejection after the interval.
     """
 
-    def __init__(self, tally: Tally) -> None:
+    def __init__(
+        self, tally: Tally, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.tally = tally
+        self._clock = clock
         self._windows: dict[tuple[str, str], tuple[float, int]] = {}
         """(app id, limit) to when its interval started and rejections since."""
 
@@ -92,7 +95,7 @@ class Rejections:
     ) -> None:
         """Count a rejection by ``limit`` and log it unless one was logged lately."""
         self.tally.limit_rejections[limit] += 1
-        now = time.monotonic()
+        now = self._clock()
         started, suppressed = self._windows.get((app_id, limit), (None, 0))
         if started is not None and now - started < REJECTION_LOG_INTERVAL:
             self._windows[(app_id, limit)] = (started, suppressed + 1)
