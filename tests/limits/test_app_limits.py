@@ -4,6 +4,7 @@ code, subscription error, pusher:error or HTTP status, and the JSON body."""
 from __future__ import annotations
 
 import asyncio
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,7 @@ from limits_harness import (
     join_presence,
     ws_url,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 BURST = 20
 """Requests or events sent back to back against a limit of 5 per second. A
@@ -302,3 +304,28 @@ async def test_client_events_over_rate_get_4301(
     }
     assert received + len(errors) == BURST
     assert 1 <= received <= 10
+
+
+# Metrics
+
+
+def test_rejections_counted_in_metrics(limits_server: RunningServer) -> None:
+    """A rejection by a limit shows in clarion_limit_rejections_total under
+    the limit's setting name."""
+    api = api_client(limits_server, PAYLOAD_APP)
+    response = api.post_json(
+        api.app_path("/events"), {"name": "e", "channel": "c", "data": "x" * 101}
+    )
+    assert response.status == 413
+
+    with urllib.request.urlopen(f"{limits_server.http_url}/metrics") as reply:
+        text = reply.read().decode()
+    samples = {
+        sample.labels["limit"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "clarion_limit_rejections"
+        for sample in family.samples
+        if sample.name == "clarion_limit_rejections_total"
+    }
+
+    assert samples.get("max_event_bytes", 0) >= 1, text

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 
 from clarion_e2e import ApiClient, ApiResponse, WireClient, open_socket
 from clarion_launch import ClientOpener
+from cluster_harness import RedisServer, launch_node
 from limits_harness import (
     CLUSTER_API_RATE_APP,
+    CLUSTER_APPS,
     CLUSTER_EVENT_RATE_APP,
     CLUSTER_PRESENCE_APP,
     CLUSTER_QUOTA_APP,
     TwoNodes,
     api_client,
+    config_text,
     join_presence,
     ws_url,
 )
@@ -163,3 +167,22 @@ async def test_presence_limit_spans_nodes(
         assert frame.data["type"] == "LimitReached"
         assert frame.data["status"] == 4100
     assert again.event == "pusher_internal:subscription_succeeded", again.text
+
+
+async def test_rates_fall_back_to_node_during_outage(tmp_path: Path) -> None:
+    """While Redis is down, a node still limits the API rate, counting its own
+    requests, and logs that it does."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    node = launch_node(config_text(CLUSTER_APPS), tmp_path, redis.url)
+    try:
+        redis.kill()
+        statuses = await use_up(list_channels(api_client(node, CLUSTER_API_RATE_APP)))
+        log = node.log_text()
+    finally:
+        node.stop()
+        redis.stop()
+
+    assert statuses[-1] == 429, statuses
+    assert set(statuses) == {200, 429}, statuses
+    assert "Redis unreachable for limit counts" in log
