@@ -172,6 +172,9 @@ class RedisLimitCounter:
                 await self.exchange()
             except RedisError as exc:
                 self._lost(exc)
+            except Exception:
+                # A bug of ours: report it and keep exchanging.
+                logger.exception("Exchanging connection counts with Redis failed")
             try:
                 await asyncio.wait_for(self._wake.wait(), CONNECTION_SYNC_INTERVAL)
             except TimeoutError:
