@@ -195,6 +195,8 @@ class HttpApi(RequestHandler):
     def _parse(
         self, app: App, parse: Callable[[], list[EventRequest]]
     ) -> list[EventRequest]:
+        """Run ``parse`` on a request body, logging a 413 as a rejection by
+        ``max_event_bytes``."""
         try:
             return parse()
         except ApiError as exc:
