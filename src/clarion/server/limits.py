@@ -65,7 +65,7 @@ class LocalLimitCounter:
         window = self._windows.get((app_id, rate))
         if window is None:
             window = self._windows[(app_id, rate)] = RateWindow()
-        return window.take(time.time(), limit, amount)
+        return window.take(time.monotonic(), limit, amount)
 
     def start(self, local_connections: Mapping[str, int]) -> None:
         pass
