@@ -2,8 +2,8 @@
 
 ``protocol/limits.py`` and ``protocol/handshake.py`` decide whether a limit is
 reached and which error it gives; this module keeps the counts they decide on,
-and logs the rejections without letting a flood fill the log. The cluster
-wide counts are in ``redis_limits.py``.
+and logs the rejections without letting a flood fill the log. Counts shared
+over a cluster are in ``redis_limits.py``.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ class LocalLimitCounter:
         return self.take_now(app_id, rate, amount, limit)
 
     def take_now(self, app_id: str, rate: str, amount: int, limit: int) -> bool:
+        """Do what ``take`` does, without awaiting."""
         if limit <= 0:
             return True
         window = self._windows.get((app_id, rate))
