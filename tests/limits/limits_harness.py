@@ -71,13 +71,13 @@ CLUSTER_QUOTA_APP = LimitApp(
     "21", "c-quota-key", "c-quota-secret", "max_connections = 3"
 )
 CLUSTER_API_RATE_APP = LimitApp(
-    "22", "c-api-rate-key", "c-api-rate-secret", "max_api_requests_per_second = 2"
+    "22", "c-api-rate-key", "c-api-rate-secret", "max_api_requests_per_second = 1"
 )
 CLUSTER_EVENT_RATE_APP = LimitApp(
     "23",
     "c-event-rate-key",
     "c-event-rate-secret",
-    "max_backend_events_per_second = 2",
+    "max_backend_events_per_second = 1",
 )
 CLUSTER_PRESENCE_APP = LimitApp(
     "24", "c-presence-key", "c-presence-secret", "max_presence_members = 2"

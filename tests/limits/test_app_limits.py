@@ -4,6 +4,7 @@ code, subscription error, pusher:error or HTTP status, and the JSON body."""
 from __future__ import annotations
 
 import asyncio
+import time
 import urllib.request
 from collections.abc import Callable
 from typing import Any
@@ -33,9 +34,15 @@ from limits_harness import (
 from prometheus_client.parser import text_string_to_metric_families
 
 BURST = 20
-"""Requests or events sent back to back against a limit of 5 per second. A
-burst cannot get more than twice the limit through, whatever window
-boundary it straddles, so at least 10 of 20 are rejected."""
+"""Requests or events sent back to back against a limit of 5 per second."""
+LIMIT = 5
+
+
+def most_accepted(seconds: float) -> float:
+    """Return the most that a limit of 5 per second lets through in a burst
+    that took ``seconds``: 5 per second, plus under 5 more at a window
+    boundary, so under 10 for a burst shorter than a second."""
+    return LIMIT * (seconds + 2)
 
 
 def subscription_error(frame: Frame) -> dict[str, Any]:
@@ -48,8 +55,14 @@ def user_info_of_size(size: int) -> dict[str, str]:
     return {"n": "x" * (size - len('{"n":""}'))}
 
 
-async def send_burst(probe: Callable[[], ApiResponse]) -> list[ApiResponse]:
-    return [await asyncio.to_thread(probe) for _ in range(BURST)]
+async def send_burst(
+    probe: Callable[[], ApiResponse],
+) -> tuple[list[ApiResponse], float]:
+    """Send ``BURST`` requests one after another; return the responses and
+    the seconds the burst took."""
+    started = time.monotonic()
+    responses = [await asyncio.to_thread(probe) for _ in range(BURST)]
+    return responses, time.monotonic() - started
 
 
 def statuses(responses: list[ApiResponse]) -> list[int]:
@@ -186,12 +199,12 @@ async def test_api_requests_over_rate_get_429(limits_server: RunningServer) -> N
     and the others get 429 with a JSON body and Retry-After."""
     api = api_client(limits_server, API_RATE_APP)
 
-    responses = await send_burst(lambda: api.get(api.app_path("/channels")))
+    responses, seconds = await send_burst(lambda: api.get(api.app_path("/channels")))
 
     passed = statuses(responses).count(200)
     rejected = [r for r in responses if r.status == 429]
     assert passed + len(rejected) == BURST, statuses(responses)
-    assert 1 <= passed <= 10, statuses(responses)
+    assert 1 <= passed <= most_accepted(seconds), (statuses(responses), seconds)
     assert rejected[0].json() == {
         "error": "Too many HTTP API requests: the app allows 5 per second; "
         "retry after 1 s",
@@ -229,7 +242,7 @@ async def test_backend_events_over_rate_get_429(
     reply = await subscriber.subscribe("rated")
     assert reply.event == "pusher_internal:subscription_succeeded", reply.text
 
-    responses = await send_burst(
+    responses, seconds = await send_burst(
         lambda: api.post_json(
             api.app_path("/events"), {"name": "e", "channel": "rated", "data": "d"}
         )
@@ -242,7 +255,7 @@ async def test_backend_events_over_rate_get_429(
     passed = statuses(responses).count(200)
     rejected = [r for r in responses if r.status == 429]
     assert passed + len(rejected) == BURST, statuses(responses)
-    assert 1 <= passed <= 10, statuses(responses)
+    assert 1 <= passed <= most_accepted(seconds), (statuses(responses), seconds)
     assert delivered == passed
     assert rejected[0].json()["error"] == (
         "Too many events: the app allows 5 per second (one per channel); "
@@ -287,12 +300,14 @@ async def test_client_events_over_rate_get_4301(
         reply = await client.subscribe(channel, auth=auth)
         assert reply.event == "pusher_internal:subscription_succeeded", reply.text
 
+    started = time.monotonic()
     for i in range(BURST):
         await sender.send_json({"event": "client-say", "channel": channel, "data": i})
     await sender.send_text('{"event":"pusher:ping","data":{}}')
     errors = []
     while (frame := await sender.recv_frame()).event != "pusher:pong":
         errors.append(frame)
+    seconds = time.monotonic() - started
     await receiver.send_text('{"event":"pusher:ping","data":{}}')
     received = 0
     while (await receiver.recv_frame()).event == "client-say":
@@ -303,7 +318,7 @@ async def test_client_events_over_rate_get_4301(
         error_frame(4301, "Client event rejected due to rate limit", channel)
     }
     assert received + len(errors) == BURST
-    assert 1 <= received <= 10
+    assert 1 <= received <= most_accepted(seconds), seconds
 
 
 # Metrics

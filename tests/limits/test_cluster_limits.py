@@ -29,7 +29,10 @@ MAX_PROBES = 50
 connection count; the nodes exchange counts every 0.5 s, so a handful do."""
 PROBE_PAUSE = 0.1
 MAX_REQUESTS = 20
-"""Requests that one node gets to use up a rate of 2 per second."""
+"""Requests that one node gets to use up a rate of 1 per second. With a limit
+of 1, an accepted request keeps the sliding-window estimate above 0 until two
+window boundaries have passed, so a request to another node within the next
+second is rejected wherever the boundaries fall."""
 
 
 async def probe(node: ServerProcess) -> tuple[WireClient, str | None, int | None]:
@@ -108,8 +111,8 @@ async def test_connection_quota_spans_nodes(
 
 
 async def test_api_rate_spans_nodes(two_nodes: TwoNodes) -> None:
-    """Once node A has used up 2 requests per second, node B's first request
-    in the same second gets 429 too."""
+    """Once node A has used up its 1 request per second, node B's first
+    request right after gets 429 too."""
     node_a, node_b = two_nodes.nodes
 
     on_a = await use_up(list_channels(api_client(node_a, CLUSTER_API_RATE_APP)))
@@ -121,8 +124,8 @@ async def test_api_rate_spans_nodes(two_nodes: TwoNodes) -> None:
 
 
 async def test_backend_event_rate_spans_nodes(two_nodes: TwoNodes) -> None:
-    """Once node A has published 2 events per second, node B's next trigger
-    in the same second gets 429."""
+    """Once node A has published its 1 event per second, node B's trigger
+    right after gets 429."""
     node_a, node_b = two_nodes.nodes
 
     on_a = await use_up(trigger(api_client(node_a, CLUSTER_EVENT_RATE_APP)))
