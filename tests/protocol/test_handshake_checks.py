@@ -135,3 +135,13 @@ def test_new_socket_id_part_range() -> None:
 def test_new_socket_id_varies() -> None:
     """A hundred draws all differ, because a collision has a chance near 5e-17."""
     assert len({new_socket_id() for _ in range(100)}) == 100
+
+
+def test_connection_quota_counts_every_node() -> None:
+    """Admission compares the quota with the total it is given, so open
+    connections of other nodes count as local ones do."""
+    app = App(id="1", key="k", secret="s", limits=Limits(max_connections=3))
+    check_connection_quota(app, 2)
+    with pytest.raises(ConnectionRejected) as caught:
+        check_connection_quota(app, 1 + 2)
+    assert caught.value.code == 4004

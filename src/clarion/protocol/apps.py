@@ -14,7 +14,14 @@ class Limits:
     """Per-app limits. Sizes are UTF-8 bytes, lengths are characters."""
 
     max_connections: int = 0
-    """Open connections allowed for the app; 0 means unlimited (then 4004)."""
+    """Open connections allowed for the app, counted over every node of a
+    cluster; 0 means unlimited (then 4004)."""
+    max_api_requests_per_second: int = 0
+    """Signed HTTP API requests per second for the app, every route counted;
+    0 means unlimited (then HTTP 429)."""
+    max_backend_events_per_second: int = 0
+    """Events per second published through the HTTP API, each event counted
+    once per channel it names; 0 means unlimited (then HTTP 429)."""
     client_event_rate: int = 10
     """Client events per second per connection (then ``pusher:error`` 4301)."""
     max_channel_name_length: int = 164

@@ -75,10 +75,14 @@ class ConnectionRejected(PusherError):
 class SubscriptionError(PusherError):
     """A subscribe request was refused; reported as ``pusher:subscription_error``."""
 
-    def __init__(self, error_type: str, message: str, status: int) -> None:
+    def __init__(
+        self, error_type: str, message: str, status: int, limit: str | None = None
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.status = status
+        self.limit = limit
+        """For ``LimitReached``, the name of the ``Limits`` field reached."""
 
 
 class ApiError(PusherError):

@@ -66,6 +66,7 @@ def parse_channel_data(channel_data: object, limits: Limits) -> Member:
             "LimitReached",
             f"user_id is longer than {limits.max_presence_user_id_length} characters",
             4301,
+            "max_presence_user_id_length",
         )
 
     user_info = decoded.get("user_info")
@@ -76,5 +77,6 @@ def parse_channel_data(channel_data: object, limits: Limits) -> Member:
             f"user_info is {info_size} bytes, over the limit of "
             f"{limits.max_presence_user_info_bytes} bytes",
             4301,
+            "max_presence_user_info_bytes",
         )
     return Member(user_id, user_info)

@@ -105,6 +105,7 @@ def check_subscribe(
                 f"user_id is longer than {app.limits.max_presence_user_id_length} "
                 "characters",
                 4301,
+                "max_presence_user_id_length",
             )
         member = Member(user.id, user.user_info)
     elif kind is ChannelKind.PRESENCE:

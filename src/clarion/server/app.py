@@ -23,6 +23,7 @@ from clarion.server.fallback import HttpSessions
 from clarion.server.http import HttpProtocol
 from clarion.server.http_api import HttpApi
 from clarion.server.hub import Hub
+from clarion.server.limits import LimitCounter, LocalLimitCounter
 from clarion.server.metrics import Metrics
 from clarion.server.ops import OpsEndpoints
 
@@ -44,7 +45,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         ListenError: a port cannot be opened.
     """
     apps = await open_registry(settings)
-    hub = Hub(settings, apps, _adapter(settings))
+    hub = Hub(settings, apps, _adapter(settings), limits=_limit_counter(settings))
     apps.on_change = hub.apps_changed
     api = HttpApi(hub)
     sessions = HttpSessions(hub, settings.fallback_path)
@@ -179,6 +180,18 @@ def _adapter(settings: Settings) -> Adapter:
     from clarion.server.adapters.redis import RedisAdapter
 
     return RedisAdapter(
+        settings.redis_url,
+        prefix=settings.redis_prefix,
+        node_timeout=settings.node_timeout,
+    )
+
+
+def _limit_counter(settings: Settings) -> LimitCounter:
+    if not settings.redis_url:
+        return LocalLimitCounter()
+    from clarion.server.redis_limits import RedisLimitCounter
+
+    return RedisLimitCounter(
         settings.redis_url,
         prefix=settings.redis_prefix,
         node_timeout=settings.node_timeout,

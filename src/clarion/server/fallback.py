@@ -470,12 +470,14 @@ class HttpSessions:
             )
         except ConnectionRejected as exc:
             self.hub.tally.connections_rejected[exc.code] += 1
-            logger.info(
-                "HTTP session for app key %s rejected with %d: %s",
-                app_key,
-                exc.code,
-                exc.message,
-            )
+            # The hub logs quota rejections itself, throttled.
+            if exc.code != ErrorCode.OVER_CONNECTION_QUOTA:
+                logger.info(
+                    "HTTP session for app key %s rejected with %d: %s",
+                    app_key,
+                    exc.code,
+                    exc.message,
+                )
             body = (
                 "o\n"
                 + _array_frame([messages.error(exc.code, exc.message)])

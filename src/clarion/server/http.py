@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 import httptools
 
 from clarion.protocol import messages
-from clarion.protocol.errors import ConnectionRejected
+from clarion.protocol.errors import ConnectionRejected, ErrorCode
 from clarion.protocol.handshake import (
     app_key_from_path,
     check_app,
@@ -417,13 +417,15 @@ class HttpProtocol(asyncio.Protocol):
             )
         except ConnectionRejected as exc:
             self.hub.tally.connections_rejected[exc.code] += 1
-            logger.info(
-                "WebSocket from %s to %s rejected with %d: %s",
-                self.peer,
-                request.path,
-                exc.code,
-                exc.message,
-            )
+            # The hub logs quota rejections itself, throttled.
+            if exc.code != ErrorCode.OVER_CONNECTION_QUOTA:
+                logger.info(
+                    "WebSocket from %s to %s rejected with %d: %s",
+                    self.peer,
+                    request.path,
+                    exc.code,
+                    exc.message,
+                )
             self._reject_websocket(exc)
             return
         logger.debug(

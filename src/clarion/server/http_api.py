@@ -1,7 +1,8 @@
 """The Pusher HTTP API: ``/apps/{app_id}/...`` routes over the adapter.
 
 Checks run in this order: route (404, 405), app (404), signature (401), app
-enabled (403), JSON body (400), fields (400, 413).
+enabled (403), requests per second (429), JSON body (400), fields (400, 413),
+events per second (429).
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ from clarion.protocol.channels import (
     is_valid_channel_name,
 )
 from clarion.protocol.errors import ApiError, shorten
+from clarion.protocol.limits import (
+    RETRY_AFTER_SECONDS,
+    api_request_rate_error,
+    backend_event_count,
+    backend_event_rate_error,
+)
 from clarion.server.http import Request, RequestHandler, Response, error_response
 from clarion.server.hub import Hub
 
@@ -84,14 +91,19 @@ class HttpApi(RequestHandler):
         try:
             return await self._route(request)
         except ApiError as exc:
-            logger.info(
-                "HTTP API %s %s failed with %d: %s",
-                request.method,
-                shorten(request.path),
-                exc.status,
-                exc.message,
-            )
-            return error_response(exc.status, exc.message)
+            if exc.status not in (413, 429):
+                # Rejections by a limit are logged, throttled, where they happen.
+                logger.info(
+                    "HTTP API %s %s failed with %d: %s",
+                    request.method,
+                    shorten(request.path),
+                    exc.status,
+                    exc.message,
+                )
+            response = error_response(exc.status, exc.message)
+            if exc.status == 429:
+                response.headers = (("Retry-After", str(RETRY_AFTER_SECONDS)),)
+            return response
 
     async def _route(self, request: Request) -> Response:
         segments = request.path.split("/")
@@ -139,13 +151,21 @@ class HttpApi(RequestHandler):
         )
         if not app.enabled:
             raise ApiError(403, f"App {app.id} is disabled")
+        limit = app.limits.max_api_requests_per_second
+        if not await self.hub.limits.take(app.id, "api_requests", 1, limit):
+            error = api_request_rate_error(limit)
+            self.hub.rejections.record(
+                app.id, "max_api_requests_per_second", error.message
+            )
+            raise error
         result = await handler(app, request, [unquote(part) for part in rest])
         return Response(200, messages.dumps(result).encode())
 
     # Events
 
     async def _trigger(self, app: App, request: Request, path: list[str]) -> object:
-        event = parse_event(request.body, app.limits)
+        event = self._parse(app, lambda: [parse_event(request.body, app.limits)])[0]
+        await self._check_event_rate(app, [event])
         await self.hub.publish(app, event)
         logger.debug(
             "App %s published %s to %d channel(s)",
@@ -164,12 +184,41 @@ class HttpApi(RequestHandler):
     async def _trigger_batch(
         self, app: App, request: Request, path: list[str]
     ) -> object:
-        events = parse_batch_events(request.body, app.limits)
+        events = self._parse(app, lambda: parse_batch_events(request.body, app.limits))
+        await self._check_event_rate(app, events)
         for event in events:
             await self.hub.publish(app, event)
         if not any(event.info for event in events):
             return {}
         return {"batch": [await self._batch_info(app, event) for event in events]}
+
+    def _parse(
+        self, app: App, parse: Callable[[], list[EventRequest]]
+    ) -> list[EventRequest]:
+        """Run ``parse`` on a request body, logging a 413 as a rejection by
+        ``max_event_bytes``."""
+        try:
+            return parse()
+        except ApiError as exc:
+            if exc.status == 413:
+                self.hub.rejections.record(app.id, "max_event_bytes", exc.message)
+            raise
+
+    async def _check_event_rate(self, app: App, events: list[EventRequest]) -> None:
+        """Count the events against ``max_backend_events_per_second``; the
+        request publishes all of them or none.
+
+        Raises:
+            ApiError: 429 when they do not fit in the current second.
+        """
+        limit = app.limits.max_backend_events_per_second
+        count = backend_event_count(events)
+        if not await self.hub.limits.take(app.id, "backend_events", count, limit):
+            error = backend_event_rate_error(limit, count)
+            self.hub.rejections.record(
+                app.id, "max_backend_events_per_second", error.message
+            )
+            raise error
 
     async def _batch_info(self, app: App, event: EventRequest) -> dict[str, int]:
         if not event.info:

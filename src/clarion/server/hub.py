@@ -29,6 +29,7 @@ from clarion.server.config import Settings
 from clarion.server.connection import Connection
 from clarion.server.counts import SubscriptionCounts
 from clarion.server.health import NodeHealth
+from clarion.server.limits import LimitCounter, LocalLimitCounter, Rejections
 from clarion.server.monitor import Monitor
 from clarion.server.users import Users
 from clarion.server.webhooks import Webhooks
@@ -50,6 +51,7 @@ class Hub:
         apps: AppRegistry,
         adapter: Adapter,
         webhooks: Webhooks | None = None,
+        limits: LimitCounter | None = None,
     ) -> None:
         self.settings = settings
         self.apps = apps
@@ -63,6 +65,9 @@ class Hub:
         self.flush_scheduled = False
         self._flush_scheduled_at = 0.0
         self.tally = adapter.tally
+        self.limits = limits or LocalLimitCounter()
+        """Counts behind the per-app limits, cluster wide with Redis."""
+        self.rejections = Rejections(self.tally)
         self.health = NodeHealth(settings)
         self.monitor = Monitor()
         self.webhooks = webhooks or Webhooks(settings, apps)
@@ -76,6 +81,7 @@ class Hub:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep_idle())
         self.health.start()
         self.adapter.start(self)
+        self.limits.start(self._connections_per_app)
         self.webhooks.start()
 
     async def stop(self) -> None:
@@ -92,6 +98,7 @@ class Hub:
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
         await self.webhooks.stop()
+        await self.limits.close()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run ``coroutine`` as a task that the hub keeps until it ends."""
@@ -126,11 +133,21 @@ class Hub:
         ``create`` builds the transport's connection object for a new
         ``socket_id``; the hub then sends it ``pusher:connection_established``.
 
+        With Redis, the quota counts the app's connections on every node, as
+        last exchanged (see ``RedisLimitCounter``).
+
         Raises:
             ConnectionRejected: 4004 when the app is at its connection quota,
             4100 when this process is over capacity (see ``NodeHealth``).
         """
-        check_connection_quota(app, self._connections_per_app.get(app.id, 0))
+        open_connections = self._connections_per_app.get(app.id, 0)
+        if app.limits.max_connections:
+            open_connections += self.limits.connections_elsewhere(app.id)
+        try:
+            check_connection_quota(app, open_connections)
+        except ConnectionRejected as exc:
+            self.rejections.record(app.id, "max_connections", exc.message)
+            raise
         self.health.check_capacity(len(self.connections))
         socket_id = new_socket_id()
         while socket_id in self.connections:
@@ -222,7 +239,15 @@ class Hub:
             message = parse_client_message(text)
             await self._dispatch(connection, message)
         except ProtocolError as exc:
-            connection.log_error("Rejected message: %s", exc.message)
+            if exc.code == ErrorCode.CLIENT_EVENT_RATE_LIMIT:
+                self.rejections.record(
+                    connection.app.id,
+                    "client_event_rate",
+                    exc.message,
+                    connection.socket_id,
+                )
+            else:
+                connection.log_error("Rejected message: %s", exc.message)
             self.monitor.record(
                 connection.app.id,
                 "error",
@@ -279,9 +304,17 @@ class Hub:
         except SubscriptionError as exc:
             # check_subscribe raises ProtocolError when 'channel' is not a string.
             channel = str(data.get("channel"))
-            connection.log_error(
-                "Subscription to %s rejected: %s", channel, exc.message
-            )
+            if exc.error_type == "LimitReached":
+                self.rejections.record(
+                    connection.app.id,
+                    exc.limit or exc.error_type,
+                    f"subscription to {channel} rejected: {exc.message}",
+                    connection.socket_id,
+                )
+            else:
+                connection.log_error(
+                    "Subscription to %s rejected: %s", channel, exc.message
+                )
             self.monitor.record(
                 connection.app.id,
                 "error",

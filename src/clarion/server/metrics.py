@@ -165,6 +165,13 @@ class Metrics:
             ["endpoint", "status"],
             registry=registry,
         )
+        self.limit_rejections = Counter(
+            "clarion_limit_rejections",
+            "Connections, subscriptions, events and HTTP API requests rejected "
+            "by a per-app limit, by the limit's setting name.",
+            ["limit"],
+            registry=registry,
+        )
         self.publish_latency = Histogram(
             "clarion_publish_to_write_seconds",
             "Seconds from the first message queued in an event-loop pass that "
@@ -282,6 +289,8 @@ class Metrics:
             self.subscriptions.labels(kind.value).set(tally.subscriptions[kind.value])
         for (endpoint, status), count in list(tally.api_requests.items()):
             self._copy(self.api_requests, count, endpoint, str(status))
+        for limit, count in list(tally.limit_rejections.items()):
+            self._copy(self.limit_rejections, count, limit)
 
         self._copy(self.messages_received, tally.messages_received)
         self._copy(self.bytes_received, tally.bytes_received)

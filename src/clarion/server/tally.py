@@ -32,6 +32,7 @@ class Tally:
         "connections_opened",
         "connections_rejected",
         "latency_samples",
+        "limit_rejections",
         "messages_received",
         "messages_sent",
         "published",
@@ -62,6 +63,9 @@ class Tally:
         """Current subscriptions by channel type (``ChannelKind`` values)."""
         self.api_requests: Counter[tuple[str, int]] = Counter()
         """HTTP API requests by route template and response status."""
+        self.limit_rejections: Counter[str] = Counter()
+        """Requests, connections and events rejected by a per-app limit, by
+        the limit's setting name."""
 
     def record_flush(self, queued_at: float) -> None:
         """Record the latency of a flush that wrote a published event.

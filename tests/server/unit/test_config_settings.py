@@ -108,6 +108,24 @@ def test_file_app_switches_and_limits(tmp_path: Path) -> None:
     )
 
 
+def test_file_app_rate_limits_and_presence_above_default(tmp_path: Path) -> None:
+    """The rate limits and presence limits above their defaults are read from
+    an app table."""
+    toml = OWN_APP_TOML + (
+        "max_api_requests_per_second = 50\n"
+        "max_backend_events_per_second = 200\n"
+        "max_presence_members = 1000\n"
+        "max_presence_user_info_bytes = 4096\n"
+    )
+    settings = load(tmp_path, toml)
+    assert settings.apps[0].limits == Limits(
+        max_api_requests_per_second=50,
+        max_backend_events_per_second=200,
+        max_presence_members=1000,
+        max_presence_user_info_bytes=4096,
+    )
+
+
 def test_file_several_apps(tmp_path: Path) -> None:
     """Every [[apps]] table becomes one app, in file order."""
     toml = OWN_APP_TOML + '[[apps]]\nid = "8"\nkey = "second-key"\nsecret = "s2"\n'

@@ -77,6 +77,7 @@ class LocalAdapter:
                         f"Presence channel {channel} already has the maximum of "
                         f"{max_members} members",
                         4100,
+                        "max_presence_members",
                     )
                 user = state.members[member.user_id] = _PresenceUser(member.user_info)
                 member_added = True

@@ -553,6 +553,7 @@ class RedisAdapter:
                 f"Presence channel {channel} already has the maximum of "
                 f"{max_members} members",
                 4100,
+                "max_presence_members",
             )
         roster = None
         if member is not None:
