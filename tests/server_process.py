@@ -81,6 +81,9 @@ def launch(
     it listens. Its log, at DEBUG level, goes to a file in ``directory``.
 
     ``env`` adds ``CLARION_*`` variables; those of the test process are dropped.
+    The server closes its connections at once when stopped (``drain_seconds``
+    0) unless ``env`` sets ``CLARION_DRAIN_SECONDS``, so that stopping a server
+    with clients still connected does not wait for a drain window.
     """
     port = free_port()
     command = [sys.executable, "-m", "clarion", "serve", "--port", str(port)]
@@ -95,6 +98,7 @@ def launch(
         if not key.startswith("CLARION_")
     }
     child_env["CLARION_LOG_LEVEL"] = "DEBUG"
+    child_env["CLARION_DRAIN_SECONDS"] = "0"
     child_env.update(env or {})
     log_path = directory / f"clarion-{port}.log"
     with log_path.open("wb") as log_file:

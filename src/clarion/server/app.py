@@ -29,8 +29,13 @@ class ListenError(Exception):
     """The server could not open its listening socket."""
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Listen until ``stop`` is set, then close every connection with 4200."""
+async def serve(
+    settings: Settings, stop: asyncio.Event, hurry: asyncio.Event | None = None
+) -> None:
+    """Listen until ``stop`` is set, then drain: stop accepting, close every
+    connection with 4200 over ``settings.drain_seconds``, flush the webhooks.
+    Setting ``hurry`` during the drain closes the remaining connections at once.
+    """
     hub = Hub(settings, StaticAppRegistry(settings.apps), _adapter(settings))
     api = HttpApi(hub)
     sessions = HttpSessions(hub, settings.fallback_path)
@@ -88,9 +93,9 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         )
 
     await stop.wait()
+    await _stop(hub, server, hurry or asyncio.Event())
     if console is not None:
         await console.stop()
-    await _stop(hub, server)
     await metrics.stop()
     if metrics_server is not None:
         metrics_server.close()
@@ -138,24 +143,49 @@ def _adapter(settings: Settings) -> Adapter:
     )
 
 
-async def _stop(hub: Hub, server: asyncio.Server) -> None:
-    logger.info("Stopping: closing %d connection(s)", len(hub.connections))
+async def _stop(hub: Hub, server: asyncio.Server, hurry: asyncio.Event) -> None:
+    # Closing the listening socket first makes the kernel hand new connections
+    # to the other processes that listen on the port with SO_REUSEPORT, while
+    # /ready (on metrics_port, or over open HTTP connections) reports draining.
     server.close()
-    await hub.stop()
+    hub.health.draining = True
+    logger.info(
+        "Stopping: no longer accepting connections; draining %d connection(s) "
+        "over %d s",
+        len(hub.connections),
+        hub.settings.drain_seconds,
+    )
+    await hub.stop(hub.settings.drain_seconds, hurry)
     await hub.adapter.close()
     await server.wait_closed()
     logger.info("Stopped")
 
 
 def run(settings: Settings) -> None:
-    """Run the server on uvloop where it is installed, until SIGINT or SIGTERM."""
+    """Run the server on uvloop where it is installed, until SIGINT or SIGTERM.
+
+    The first signal starts the drain (see ``serve``); a second one during the
+    drain closes the remaining connections at once.
+    """
 
     async def main() -> None:
         stop = asyncio.Event()
+        hurry = asyncio.Event()
+
+        def on_signal(signum: signal.Signals) -> None:
+            if not stop.is_set():
+                logger.info("Received %s: stopping", signum.name)
+                stop.set()
+            elif not hurry.is_set():
+                logger.info(
+                    "Received %s again: finishing the drain at once", signum.name
+                )
+                hurry.set()
+
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await serve(settings, stop)
+            loop.add_signal_handler(signum, on_signal, signum)
+        await serve(settings, stop, hurry)
 
     _run_loop(main)
 

@@ -91,6 +91,12 @@ class Settings:
     memory_limit_mb: int = 0
     """Resident memory in MiB over which new connections get 4100 and /ready
     fails; 0 is no limit."""
+    drain_seconds: int = 10
+    """Seconds over which a stopping server closes its open connections with
+    4200, in paced batches; 0 closes them all at once."""
+    drain_webhook_seconds: int = 5
+    """Seconds a stopping server gives its webhook sender for a last attempt
+    at the deliveries due in the outbox; 0 leaves them all for the next start."""
 
     @property
     def uses_dev_app(self) -> bool:
@@ -134,6 +140,8 @@ _SERVER_KEYS = {
     "metrics_port": int,
     "max_node_connections": int,
     "memory_limit_mb": int,
+    "drain_seconds": int,
+    "drain_webhook_seconds": int,
 }
 
 _APP_SWITCHES = (
@@ -458,6 +466,11 @@ def _check_operations(settings: Settings) -> None:
             f"Invalid metrics_port {settings.metrics_port}: it is the main port; "
             "use 0 to serve /metrics there"
         )
+    for name in ("drain_seconds", "drain_webhook_seconds"):
+        if getattr(settings, name) < 0:
+            raise ConfigError(
+                f"Invalid {name} = {getattr(settings, name)}: must be 0 or more seconds"
+            )
     for name in ("max_node_connections", "memory_limit_mb"):
         if getattr(settings, name) < 0:
             raise ConfigError(

@@ -28,6 +28,7 @@ from clarion.server.apps import AppRegistry
 from clarion.server.config import Settings
 from clarion.server.connection import Connection
 from clarion.server.counts import SubscriptionCounts
+from clarion.server.drain import close_connections, drain
 from clarion.server.health import NodeHealth
 from clarion.server.monitor import Monitor
 from clarion.server.users import Users
@@ -78,20 +79,25 @@ class Hub:
         self.adapter.start(self)
         self.webhooks.start()
 
-    async def stop(self) -> None:
-        """Close every connection with 4200 (reconnect now) and wait for cleanup."""
+    async def stop(
+        self, drain_seconds: float = 0, hurry: asyncio.Event | None = None
+    ) -> None:
+        """Close every connection with 4200 (reconnect now), spread over
+        ``drain_seconds`` (see ``drain``), wait for their channels and members
+        to be cleaned up, then flush the webhooks. Setting ``hurry`` closes the
+        remaining connections at once."""
         self.health.draining = True
+        await drain(
+            list(self.connections.values()), drain_seconds, hurry or asyncio.Event()
+        )
         self.health.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         self.counts.close()
-        for connection in list(self.connections.values()):
-            connection.reject(ErrorCode.RECONNECT, "Server is shutting down")
-        for connection in list(self.connections.values()):
-            self.remove_connection(connection)
+        close_connections(list(self.connections.values()))
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
-        await self.webhooks.stop()
+        await self.webhooks.stop(self.settings.drain_webhook_seconds)
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run ``coroutine`` as a task that the hub keeps until it ends."""
