@@ -16,8 +16,7 @@ for folder in ("server", "interop", "cluster", "ops"):
     if str(TESTS / folder) not in sys.path:
         sys.path.insert(0, str(TESTS / folder))
 
-from cluster_harness import RedisServer  # noqa: E402
-from drain_helpers import EventReceiver  # noqa: E402
+from cluster_harness import RedisServer, WebhookReceiver  # noqa: E402
 
 
 @pytest.fixture
@@ -30,8 +29,8 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
 
 
 @pytest.fixture
-def event_receiver() -> Iterator[EventReceiver]:
-    """A webhook receiver that keeps every event, closed when the test ends."""
-    receiver = EventReceiver()
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """A webhook receiver on 127.0.0.1, closed when the test ends."""
+    receiver = WebhookReceiver()
     yield receiver
     receiver.close()

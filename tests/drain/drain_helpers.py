@@ -1,6 +1,6 @@
 """Helpers for the drain tests: many light WebSocket clients in one asyncio
-process that record when and how the server closed them, and a webhook
-receiver that keeps every event it is sent. Everything runs on 127.0.0.1.
+process that record when and how the server closed them, and signals to the
+server's own PID. Everything runs on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -13,11 +13,8 @@ import resource
 import signal
 import struct
 import subprocess
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from server_process import ServerProcess
 
@@ -142,63 +139,3 @@ def wait_exit(server: ServerProcess, timeout: float) -> int:
         raise AssertionError(
             f"server did not exit within {timeout} s\n{server.log_text()[-4000:]}"
         ) from None
-
-
-class EventReceiver:
-    """A webhook receiver on 127.0.0.1 that keeps every event of every request
-    it accepts; while ``failing`` is set it returns 503 and keeps nothing."""
-
-    def __init__(self) -> None:
-        self.events: list[dict[str, Any]] = []
-        self.failing = False
-        self.rejected = 0
-        self._changed = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (the name http.server calls)
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length))
-                receiver.receive(body["events"])
-                status = 503 if receiver.failing else 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/webhooks"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self._thread.start()
-
-    def receive(self, events: list[dict[str, Any]]) -> None:
-        with self._changed:
-            if self.failing:
-                self.rejected += 1
-            else:
-                self.events.extend(events)
-            self._changed.notify_all()
-
-    def names(self) -> list[tuple[str, str]]:
-        """Return (event name, channel) of every event kept so far."""
-        with self._changed:
-            return [(event["name"], event.get("channel", "")) for event in self.events]
-
-    def wait_rejected(self, count: int) -> None:
-        """Wait until ``count`` requests were rejected while failing."""
-        with self._changed:
-            if not self._changed.wait_for(
-                lambda: self.rejected >= count, timeout=WAIT_TIMEOUT
-            ):
-                raise AssertionError(
-                    f"{self.rejected} webhook request(s) rejected within "
-                    f"{WAIT_TIMEOUT} s, expected {count}"
-                )
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self._thread.join(timeout=5)

@@ -1,0 +1,113 @@
+"""Webhook events that wait in memory at SIGTERM (in the batch window, or in
+the delay of vacated and removed events) reach the receiver: during the drain,
+or from the outbox after the next start."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from clarion_e2e import WireClient, open_established
+from cluster_harness import APP_KEY, WebhookReceiver, node_config
+from drain_helpers import WAIT_TIMEOUT, send_signal, wait_exit
+
+from server_process import ServerProcess, launch
+
+HOLD_MS = 60_000
+"""webhook_batch_ms and webhook_delay_ms: far longer than the test, so every
+event is still in memory when the server gets SIGTERM."""
+EXPECTED = [
+    ("channel_occupied", "drain-kept"),
+    ("channel_occupied", "drain-left"),
+    ("channel_vacated", "drain-kept"),
+    ("channel_vacated", "drain-left"),
+]
+"""(event, channel) of every webhook: ``drain-left`` is vacated by an
+unsubscribe before SIGTERM, ``drain-kept`` by the drain itself."""
+
+
+@pytest.fixture
+def servers(tmp_path: Path) -> Iterator[list[ServerProcess]]:
+    """The servers a test starts, stopped by PID when it ends."""
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        server.stop()
+
+
+def start_node(
+    tmp_path: Path, receiver: WebhookReceiver, servers: list[ServerProcess]
+) -> ServerProcess:
+    config = node_config(
+        tmp_path / "data",
+        server={"webhook_batch_ms": HOLD_MS, "webhook_delay_ms": HOLD_MS},
+        webhook_url=receiver.url,
+    )
+    server = launch(config, tmp_path, env={"CLARION_DRAIN_SECONDS": "1"})
+    server.key = APP_KEY
+    servers.append(server)
+    return server
+
+
+async def hold_events(server: ServerProcess) -> WireClient:
+    """Occupy two channels and vacate one; return the client that keeps the
+    other. Every webhook event of this is still waiting in memory."""
+    client = await open_established(server.ws_url)
+    for channel in ("drain-kept", "drain-left"):
+        reply = await client.subscribe(channel)
+        assert reply.event == "pusher_internal:subscription_succeeded", reply.text
+    await client.unsubscribe("drain-left")
+    pong = await client.ping_barrier()
+    assert pong.event == "pusher:pong", pong.text
+    return client
+
+
+def received(receiver: WebhookReceiver) -> list[tuple[str, str]]:
+    return sorted((event["name"], event["channel"]) for event in receiver.events())
+
+
+async def test_drain_delivers_waiting_webhooks(
+    tmp_path: Path, webhook_receiver: WebhookReceiver, servers: list[ServerProcess]
+) -> None:
+    """Batched and delayed events are sent during the drain, each once."""
+    server = start_node(tmp_path, webhook_receiver, servers)
+    client = await hold_events(server)
+    assert received(webhook_receiver) == []
+
+    send_signal(server)
+    code, _ = await client.wait_closed(WAIT_TIMEOUT)
+    exit_code = wait_exit(server, WAIT_TIMEOUT)
+
+    assert code == 4200
+    assert exit_code == 0, server.log_text()[-4000:]
+    assert received(webhook_receiver) == EXPECTED
+    assert webhook_receiver.bad_signatures() == []
+    assert "Wrote 4 waiting webhook event(s) to the outbox" in server.log_text()
+
+
+async def test_drain_leaves_failed_webhooks_for_next_start(
+    tmp_path: Path, webhook_receiver: WebhookReceiver, servers: list[ServerProcess]
+) -> None:
+    """When the receiver fails during the drain, the events stay in the outbox
+    and the next start delivers them."""
+    webhook_receiver.failure_status = 503
+    server = start_node(tmp_path, webhook_receiver, servers)
+    client = await hold_events(server)
+
+    send_signal(server)
+    await client.wait_closed(WAIT_TIMEOUT)
+    exit_code = wait_exit(server, WAIT_TIMEOUT)
+    assert exit_code == 0, server.log_text()[-4000:]
+    assert webhook_receiver.failed_count() >= 1
+    assert received(webhook_receiver) == []
+    assert "left in the outbox" in server.log_text()
+
+    webhook_receiver.failure_status = None
+    start_node(tmp_path, webhook_receiver, servers)
+    await webhook_receiver.wait_for(
+        "the vacated event of drain-left",
+        lambda event: event == {"name": "channel_vacated", "channel": "drain-left"},
+        WAIT_TIMEOUT,
+    )
+    assert received(webhook_receiver) == EXPECTED
