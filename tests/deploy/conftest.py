@@ -9,10 +9,12 @@ from pathlib import Path
 
 import pytest
 
-# The pusher-js driver and the auth endpoint live with the interop tests.
+# The pusher-js driver and the auth endpoint live with the interop tests, the
+# fallback session client with the drain tests, polling with the server tests.
 TESTS = Path(__file__).resolve().parent.parent
-if str(TESTS / "interop") not in sys.path:
-    sys.path.insert(0, str(TESTS / "interop"))
+for folder in ("server", "interop", "drain"):
+    if str(TESTS / folder) not in sys.path:
+        sys.path.insert(0, str(TESTS / folder))
 
 from nginx_process import NginxProcess  # noqa: E402
 

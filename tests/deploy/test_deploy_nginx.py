@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pusher
 import pytest
+from clarion_e2e import poll_until
+from drain_helpers import WAIT_TIMEOUT, FallbackSession
 from interop_harness import AuthEndpoint, PusherJsClient
 from nginx_process import DEPLOY_NGINX, NginxProcess, main_config
 
@@ -17,20 +19,26 @@ from server_process import ServerProcess, free_port
 
 pytestmark = pytest.mark.interop
 
+FALLBACK_SESSIONS = 24
+"""Fallback sessions opened through nginx in front of two nodes. The hash on
+the session id puts each on either node, so all of them land on one node with
+a chance of about 2 in 2**24, and one that ignored the session id would put
+them all on one."""
 
-def proxy_block(directory: Path, clarion_port: int, nginx_port: int) -> str:
-    """Return the http block of the deployment page, with the one node of the
-    test as upstream and a plain-HTTP listener on 127.0.0.1."""
-    node = f"127.0.0.1:{clarion_port}"
+
+def proxy_block(clarion_ports: list[int], nginx_port: int) -> str:
+    """Return the http block of the deployment page, with the test's nodes as
+    upstreams and a plain-HTTP listener on 127.0.0.1."""
+    nodes = "\n".join(f"        server 127.0.0.1:{port};" for port in clarion_ports)
     return f"""    include {DEPLOY_NGINX / "clarion-maps.conf"};
     upstream clarion {{
         least_conn;
-        server {node};
+{nodes}
         keepalive 8;
     }}
     upstream clarion_fallback {{
         hash $clarion_session consistent;
-        server {node};
+{nodes}
         keepalive 8;
     }}
     server {{
@@ -48,7 +56,7 @@ def proxied(
     """nginx on a free port of 127.0.0.1 in front of the test's server."""
     nginx_port = free_port()
     directory = tmp_path / "nginx-0"
-    config = main_config(directory, proxy_block(directory, server.port, nginx_port))
+    config = main_config(directory, proxy_block([server.port], nginx_port))
     nginx = start_nginx(config)
     nginx.wait_listening(nginx_port)
     return nginx, nginx_port
@@ -112,6 +120,47 @@ def test_nginx_proxies_pusher_js_and_sdk(
     assert f'"GET /app/{server.key}?' in access_log, nginx.logs()
     assert '" 101 ' in access_log, nginx.logs()
     assert f'"POST /apps/{server.app_id}/events?' in access_log, nginx.logs()
+
+
+async def test_nginx_keeps_fallback_session_on_node(
+    tmp_path: Path,
+    start_server: Callable[..., ServerProcess],
+    start_nginx: Callable[[str], NginxProcess],
+) -> None:
+    """Through nginx in front of two nodes that share nothing, every request
+    of a fallback session reaches the node of its stream, so a subscribe sent
+    with ``xhr_send`` is answered on the stream."""
+    nodes = [start_server(), start_server()]
+    nginx_port = free_port()
+    directory = tmp_path / "nginx-0"
+    block = proxy_block([node.port for node in nodes], nginx_port)
+    nginx = start_nginx(main_config(directory, block))
+    nginx.wait_listening(nginx_port)
+
+    statuses = []
+    for index in range(FALLBACK_SESSIONS):
+        session = FallbackSession(nginx_port, f"nginxsession{index}")
+        await session.open()
+        try:
+            await session.read_until(b"pusher:connection_established")
+            subscribe = {
+                "event": "pusher:subscribe",
+                "data": {"channel": f"fallback-{index}"},
+            }
+            statuses.append(await session.send(subscribe))
+            await session.read_until(b"pusher_internal:subscription_succeeded")
+        finally:
+            session.close()
+
+    assert statuses == [204] * FALLBACK_SESSIONS, nginx.logs()
+    # The log line of a subscription may follow its reply by a moment.
+    served = await poll_until(
+        lambda: [node.log_text().count(" subscribed to fallback-") for node in nodes],
+        lambda counts: sum(counts) == FALLBACK_SESSIONS,
+        WAIT_TIMEOUT,
+    )
+    assert sum(served) == FALLBACK_SESSIONS, served
+    assert min(served) > 0, served
 
 
 def test_nginx_example_site_is_valid(tmp_path: Path) -> None:

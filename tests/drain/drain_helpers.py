@@ -139,3 +139,68 @@ def wait_exit(server: ServerProcess, timeout: float) -> int:
         raise AssertionError(
             f"server did not exit within {timeout} s\n{server.log_text()[-4000:]}"
         ) from None
+
+
+class FallbackSession:
+    """pusher-js's ``xhr_streaming`` transport, spoken over raw sockets: one
+    stream that receives frames and one request per message sent."""
+
+    def __init__(self, port: int, session_id: str, key: str = "app-key") -> None:
+        self.port = port
+        self.base = f"/pusher/app/{key}/123/{session_id}"
+        self.received = b""
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        """Start the stream; the server then sends ``o`` and
+        ``connection_established``."""
+        self._reader, self._writer = await asyncio.open_connection(
+            "127.0.0.1", self.port
+        )
+        self._writer.write(
+            self._request("xhr_streaming?protocol=7&client=js&version=8.4.0", b"")
+        )
+
+    async def send(self, message: dict[str, object]) -> int:
+        """POST one Pusher message to ``xhr_send`` and return the HTTP status."""
+        body = json.dumps([json.dumps(message)]).encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            writer.write(self._request("xhr_send", body))
+            status_line = await asyncio.wait_for(reader.readline(), WAIT_TIMEOUT)
+        finally:
+            writer.close()
+        return int(status_line.split()[1])
+
+    async def read_until(self, marker: bytes) -> bytes:
+        """Read the stream until ``marker`` has arrived; return all it sent."""
+        assert self._reader is not None
+        try:
+            async with asyncio.timeout(WAIT_TIMEOUT):
+                while marker not in self.received:
+                    chunk = await self._reader.read(65536)
+                    if not chunk:
+                        break
+                    self.received += chunk
+        except TimeoutError:
+            pass
+        if marker not in self.received:
+            raise AssertionError(
+                f"{marker!r} not in the stream after {WAIT_TIMEOUT} s: "
+                f"{self.received[-600:]!r}"
+            )
+        return self.received
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+
+    def _request(self, target: str, body: bytes) -> bytes:
+        head = (
+            f"POST {self.base}/{target} HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{self.port}\r\n"
+            "Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        )
+        return head.encode() + body

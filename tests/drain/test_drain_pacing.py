@@ -13,6 +13,7 @@ from collections.abc import Callable
 from clarion_e2e import poll_until
 from drain_helpers import (
     WAIT_TIMEOUT,
+    FallbackSession,
     RawClient,
     open_raw_clients,
     raise_open_file_limit,
@@ -136,3 +137,23 @@ async def test_drain_stops_accepting(
     assert exit_code == 0
     assert [client.closing.close_code for client in clients] == [RECONNECT] * 5
     assert "finishing the drain at once" in server.log_text()
+
+
+async def test_drain_closes_fallback_sessions(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """An HTTP fallback session gets the 4200 error and close frames too."""
+    server, _ = start_draining_server(start_server, 1)
+    session = FallbackSession(server.port, "drainsession")
+    await session.open()
+    try:
+        await session.read_until(b"pusher:connection_established")
+        send_signal(server)
+        received = await session.read_until(b"c[4200,")
+    finally:
+        session.close()
+    exit_code = await asyncio.to_thread(wait_exit, server, WAIT_TIMEOUT)
+
+    assert exit_code == 0
+    assert b'\\"code\\":4200' in received
+    assert "Drained 1 connection(s)" in server.log_text()

@@ -164,8 +164,8 @@ async def _stop(hub: Hub, server: asyncio.Server, hurry: asyncio.Event) -> None:
 def run(settings: Settings) -> None:
     """Run the server on uvloop where it is installed, until SIGINT or SIGTERM.
 
-    The first signal starts the drain (see ``serve``); a second one during the
-    drain closes the remaining connections at once.
+    The first signal starts the drain (see ``serve``), and a second one during
+    the drain closes the remaining connections at once.
     """
 
     async def main() -> None:

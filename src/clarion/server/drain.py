@@ -25,14 +25,14 @@ SHUTDOWN_MESSAGE = "Server is shutting down"
 
 def close_connections(connections: Iterable[Connection]) -> int:
     """Send ``pusher:error`` 4200 (reconnect now) to each open connection and
-    close it; return how many were still open."""
+    close it. Return how many were still open."""
     closed = 0
     for connection in connections:
         if connection.socket_id not in connection.hub.connections:
             continue
         connection.reject(ErrorCode.RECONNECT, SHUTDOWN_MESSAGE)
-        # The hub forgets the connection now rather than when its socket is
-        # gone, so its channels and presence members leave at once.
+        # The hub removes the connection now rather than when its socket is
+        # gone, so its channels and presence members are left at once.
         connection.hub.remove_connection(connection)
         closed += 1
     return closed

@@ -94,9 +94,9 @@ class Webhooks:
             logger.info("Webhook sender started, outbox %s", self._outbox_name())
 
     async def stop(self, last_attempt_seconds: float = 0) -> None:
-        """Write waiting batches to the outbox, give the sender up to
+        """Write waiting batches to the outbox and give the sender up to
         ``last_attempt_seconds`` to try the deliveries that are due, then stop
-        sending; what is left stays in the outbox for the next start (SQLite)
+        sending. What is left stays in the outbox for the next start (SQLite)
         or the other nodes (Redis).
 
         Delayed vacated and removed events are written at once rather than
