@@ -4,11 +4,12 @@ or from the outbox after the next start."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from clarion_e2e import WireClient, open_established
+from clarion_e2e import WireClient, open_established, poll_until
 from cluster_harness import APP_KEY, WebhookReceiver, node_config
 from drain_helpers import WAIT_TIMEOUT, send_signal, wait_exit
 
@@ -111,3 +112,43 @@ async def test_drain_leaves_failed_webhooks_for_next_start(
         WAIT_TIMEOUT,
     )
     assert received(webhook_receiver) == EXPECTED
+
+
+async def test_second_signal_ends_webhook_attempt(
+    tmp_path: Path, servers: list[ServerProcess]
+) -> None:
+    """A second SIGTERM ends the last webhook attempt at once, even with a
+    receiver that never responds, and the deliveries stay in the outbox."""
+    with socket.socket() as silent:
+        # The kernel completes connections to a listening socket that never
+        # accepts them, so the webhook request waits for a response.
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/webhooks"
+        config = node_config(
+            tmp_path / "data",
+            server={
+                "webhook_batch_ms": HOLD_MS,
+                "webhook_delay_ms": HOLD_MS,
+                "webhook_timeout": 600,
+                "drain_webhook_seconds": 600,
+            },
+            webhook_url=url,
+        )
+        server = launch(config, tmp_path, env={"CLARION_DRAIN_SECONDS": "0"})
+        server.key = APP_KEY
+        servers.append(server)
+        client = await hold_events(server)
+
+        send_signal(server)
+        await client.wait_closed(WAIT_TIMEOUT)
+        await poll_until(
+            server.log_text,
+            lambda log: "Wrote 4 waiting webhook event(s)" in log,
+            WAIT_TIMEOUT,
+        )
+        send_signal(server)
+        exit_code = wait_exit(server, WAIT_TIMEOUT)
+
+    assert exit_code == 0, server.log_text()[-4000:]
+    assert "1 webhook delivery(ies) left in the outbox" in server.log_text()

@@ -149,12 +149,7 @@ async def _stop(hub: Hub, server: asyncio.Server, hurry: asyncio.Event) -> None:
     # /ready (on metrics_port, or over open HTTP connections) reports draining.
     server.close()
     hub.health.draining = True
-    logger.info(
-        "Stopping: no longer accepting connections; draining %d connection(s) "
-        "over %d s",
-        len(hub.connections),
-        hub.settings.drain_seconds,
-    )
+    logger.info("Stopping: no longer accepting new connections")
     await hub.stop(hub.settings.drain_seconds, hurry)
     await hub.adapter.close()
     await server.wait_closed()

@@ -85,7 +85,7 @@ class Hub:
         """Close every connection with 4200 (reconnect now), spread over
         ``drain_seconds`` (see ``drain``), wait for their channels and members
         to be cleaned up, then flush the webhooks. Setting ``hurry`` closes the
-        remaining connections at once."""
+        remaining connections at once and ends the last webhook attempt."""
         self.health.draining = True
         await drain(
             list(self.connections.values()), drain_seconds, hurry or asyncio.Event()
@@ -97,7 +97,7 @@ class Hub:
         close_connections(list(self.connections.values()))
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
-        await self.webhooks.stop(self.settings.drain_webhook_seconds)
+        await self.webhooks.stop(self.settings.drain_webhook_seconds, hurry)
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run ``coroutine`` as a task that the hub keeps until it ends."""

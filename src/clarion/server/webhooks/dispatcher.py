@@ -93,11 +93,13 @@ class Webhooks:
             )
             logger.info("Webhook sender started, outbox %s", self._outbox_name())
 
-    async def stop(self, last_attempt_seconds: float = 0) -> None:
+    async def stop(
+        self, last_attempt_seconds: float = 0, hurry: asyncio.Event | None = None
+    ) -> None:
         """Write waiting batches to the outbox and give the sender up to
-        ``last_attempt_seconds`` to try the deliveries that are due, then stop
-        sending. What is left stays in the outbox for the next start (SQLite)
-        or the other nodes (Redis).
+        ``last_attempt_seconds`` (or until ``hurry`` is set) to try the
+        deliveries that are due, then stop sending. What is left stays in the
+        outbox for the next start (SQLite) or the other nodes (Redis).
 
         Delayed vacated and removed events are written at once rather than
         lost: their connections are gone, so the events would have been sent
@@ -121,7 +123,9 @@ class Webhooks:
                 fired,
             )
         if self.sender is not None and last_attempt_seconds > 0:
-            await self._attempt_last(self.sender, last_attempt_seconds)
+            await self._attempt_last(
+                self.sender, last_attempt_seconds, hurry or asyncio.Event()
+            )
         if self._sender_task is not None:
             self._sender_task.cancel()
         if self.sender is not None:
@@ -129,9 +133,16 @@ class Webhooks:
         if self.outbox is not None:
             await self.outbox.close()
 
-    async def _attempt_last(self, sender: WebhookSender, timeout: float) -> None:
+    async def _attempt_last(
+        self, sender: WebhookSender, timeout: float, hurry: asyncio.Event
+    ) -> None:
         assert self.outbox is not None
-        finished = await sender.attempt_due(timeout)
+        attempt = asyncio.ensure_future(sender.attempt_due(timeout))
+        hurried = asyncio.ensure_future(hurry.wait())
+        await asyncio.wait({attempt, hurried}, return_when=asyncio.FIRST_COMPLETED)
+        hurried.cancel()
+        attempt.cancel()
+        finished = attempt.done() and not attempt.cancelled() and attempt.result()
         try:
             pending = await self.outbox.pending_count()
         except Exception:
@@ -147,7 +158,7 @@ class Webhooks:
             "from there after the next start%s",
             pending,
             self._outbox_name(),
-            "" if finished else f" after a last attempt of {timeout:g} s",
+            "" if finished else f" when the last attempt ended (at most {timeout:g} s)",
             " or by the other nodes" if self.settings.redis_url else "",
         )
 
