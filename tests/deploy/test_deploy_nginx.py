@@ -1,11 +1,14 @@
-"""nginx in front of Clarion with the proxy rules of deploy/nginx/: pusher-js
+"""nginx in front of Clarion with the files of deploy/nginx/: pusher-js
 connects, subscribes and receives an event that the official Python SDK
-triggers, all through nginx; and the example site passes `nginx -t`."""
+triggers, all through nginx, in plain HTTP with the proxy rules and with TLS
+through the example site; fallback sessions stay on their node."""
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pusher
@@ -163,11 +166,18 @@ async def test_nginx_keeps_fallback_session_on_node(
     assert min(served) > 0, served
 
 
-def test_nginx_example_site_is_valid(tmp_path: Path) -> None:
-    """deploy/nginx/clarion.conf passes `nginx -t` once its paths point at
-    this checkout and its listeners at loopback ports."""
-    directory = tmp_path / "nginx-site"
-    directory.mkdir()
+@dataclass
+class ExampleSite:
+    """deploy/nginx/clarion.conf made runnable on loopback ports."""
+
+    nginx: NginxProcess
+    https_port: int
+    http_port: int
+    certificate: Path
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """Create a self-signed certificate for 127.0.0.1; return it and its key."""
     certificate = directory / "fullchain.pem"
     private_key = directory / "privkey.pem"
     subprocess.run(
@@ -179,7 +189,9 @@ def test_nginx_example_site_is_valid(tmp_path: Path) -> None:
             "rsa:2048",
             "-nodes",
             "-subj",
-            "/CN=realtime.example.com",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
             "-days",
             "1",
             "-keyout",
@@ -191,23 +203,104 @@ def test_nginx_example_site_is_valid(tmp_path: Path) -> None:
         check=True,
         timeout=60,
     )
+    return certificate, private_key
+
+
+def example_site(directory: Path, clarion_port: int) -> ExampleSite:
+    """Return the example site with its include paths pointed at this
+    checkout, its listeners at free loopback ports, a certificate made here,
+    and every upstream node replaced by the test's node."""
+    directory.mkdir(parents=True)
+    certificate, private_key = make_certificate(directory)
+    https_port = free_port()
+    http_port = free_port()
     site = (DEPLOY_NGINX / "clarion.conf").read_text()
     live = "/etc/letsencrypt/live/realtime.example.com"
     replacements = {
         "/etc/nginx/clarion/": f"{DEPLOY_NGINX}/",
         f"{live}/fullchain.pem": str(certificate),
         f"{live}/privkey.pem": str(private_key),
-        "listen 80;": f"listen 127.0.0.1:{free_port()};",
-        "listen 443 ssl;": f"listen 127.0.0.1:{free_port()} ssl;",
+        "listen 80;": f"listen 127.0.0.1:{http_port};",
+        "listen 443 ssl;": f"listen 127.0.0.1:{https_port} ssl;",
         "listen [::]:80;": "",
         "listen [::]:443 ssl;": "",
     }
+    for index in (11, 12, 13):
+        replacements[f"10.0.0.{index}:6001"] = f"127.0.0.1:{clarion_port}"
     for old, new in replacements.items():
         assert old in site, f"{old!r} is no longer in clarion.conf"
         site = site.replace(old, new)
+    # Nothing of the example may leave loopback.
+    assert "10.0.0." not in site
     nginx = NginxProcess(directory, main_config(directory, site))
+    return ExampleSite(nginx, https_port, http_port, certificate)
 
-    result = nginx.check()
 
-    assert result.returncode == 0, result.stderr
-    assert "test is successful" in result.stderr
+def test_nginx_example_site_serves_tls(
+    tmp_path: Path,
+    server: ServerProcess,
+    start_nginx: Callable[[str], NginxProcess],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The example site passes `nginx -t`, redirects HTTP to HTTPS, and
+    terminates TLS for pusher-js (wss) and the Python SDK (https)."""
+    site = example_site(tmp_path / "nginx-site", server.port)
+    checked = site.nginx.check()
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr
+    start_nginx(site.nginx.config).wait_listening(site.https_port)
+    # pusher-js (Node) trusts the test's certificate through this variable.
+    monkeypatch.setenv("NODE_EXTRA_CA_CERTS", str(site.certificate))
+    plain = http_get(site.http_port, "/apps/1/channels")
+    sdk = pusher.Pusher(
+        app_id=server.app_id,
+        key=server.key,
+        secret=server.secret,
+        host="127.0.0.1",
+        port=site.https_port,
+        ssl=True,
+    )
+    # pusher 3.3 verifies against its own CA bundle, passed as requests'
+    # `verify` option; point it at the test's certificate.
+    sdk._pusher_client.http.options["verify"] = str(site.certificate)
+    auth = AuthEndpoint(sdk)
+    client = PusherJsClient(
+        "through nginx with TLS",
+        {
+            "port": site.https_port,
+            "key": server.key,
+            "authEndpoint": f"{auth.base_url}/pusher/auth",
+            "userAuthEndpoint": f"{auth.base_url}/pusher/user-auth",
+            "authParams": {},
+            "forceTLS": True,
+        },
+        tmp_path / "pusher-js-tls.log",
+    )
+    try:
+        client.wait_connected()
+        client.subscribe("private-tls")
+        sdk.trigger("private-tls", "over-tls", {"tls": "nginx"})
+        event = client.wait_event("private-tls", "over-tls")
+    finally:
+        client.close()
+        auth.close()
+        sdk._pusher_client.http.session.close()
+
+    assert plain.status == 301
+    assert plain.getheader("Location", "").startswith("https://")
+    assert event["data"] == {"tls": "nginx"}
+    # The config keeps its logs in the directory it was made for.
+    access_log = (site.nginx.directory / "access.log").read_text()
+    assert f'"GET /app/{server.key}?' in access_log, site.nginx.logs()
+    assert f'"POST /apps/{server.app_id}/events?' in access_log, site.nginx.logs()
+
+
+def http_get(port: int, path: str) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        response.read()
+        return response
+    finally:
+        connection.close()
