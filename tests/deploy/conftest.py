@@ -22,7 +22,7 @@ from nginx_process import NginxProcess  # noqa: E402
 @pytest.fixture
 def start_nginx(tmp_path: Path) -> Iterator[Callable[[str], NginxProcess]]:
     """Return a factory that runs nginx with a config text in its own prefix
-    directory; every nginx started here is stopped by PID when the test ends."""
+    directory. Every nginx started here is stopped by PID when the test ends."""
     started: list[NginxProcess] = []
 
     def start(config: str) -> NginxProcess:

@@ -1,7 +1,7 @@
-"""nginx in front of Clarion with the files of deploy/nginx/: pusher-js
-connects, subscribes and receives an event that the official Python SDK
-triggers, all through nginx, in plain HTTP with the proxy rules and with TLS
-through the example site; fallback sessions stay on their node."""
+"""nginx in front of Clarion with the files of deploy/nginx/. pusher-js
+connects, subscribes and receives events that the official Python SDK
+triggers, all through nginx: over plain HTTP with the proxy rules, and over
+TLS with the example site. Fallback sessions stay on their node."""
 
 from __future__ import annotations
 
@@ -131,8 +131,8 @@ async def test_nginx_keeps_fallback_session_on_node(
     start_nginx: Callable[[str], NginxProcess],
 ) -> None:
     """Through nginx in front of two nodes that share nothing, every request
-    of a fallback session reaches the node of its stream, so a subscribe sent
-    with ``xhr_send`` is answered on the stream."""
+    of a fallback session reaches the node of its stream, so the reply to a
+    subscribe sent with ``xhr_send`` arrives on the stream."""
     nodes = [start_server(), start_server()]
     nginx_port = free_port()
     directory = tmp_path / "nginx-0"
