@@ -87,9 +87,8 @@ class Hub:
         to be cleaned up, then flush the webhooks. Setting ``hurry`` closes the
         remaining connections at once and ends the last webhook attempt."""
         self.health.draining = True
-        await drain(
-            list(self.connections.values()), drain_seconds, hurry or asyncio.Event()
-        )
+        hurry = hurry or asyncio.Event()
+        await drain(list(self.connections.values()), drain_seconds, hurry)
         self.health.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
