@@ -1,6 +1,7 @@
 """Webhook events that wait in memory at SIGTERM (in the batch window, or in
 the delay of vacated and removed events) reach the receiver: during the drain,
-or from the outbox after the next start."""
+from the SQLite outbox after the next start, or from the Redis outbox through
+another node."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from pathlib import Path
 
 import pytest
 from clarion_e2e import WireClient, open_established, poll_until
-from cluster_harness import APP_KEY, WebhookReceiver, node_config
+from cluster_harness import (
+    APP_KEY,
+    RedisServer,
+    WebhookReceiver,
+    node_config,
+    wait_joined_redis,
+    with_redis_url,
+)
 from drain_helpers import WAIT_TIMEOUT, send_signal, wait_exit
 
 from server_process import ServerProcess, launch
@@ -152,3 +160,48 @@ async def test_second_signal_ends_webhook_attempt(
 
     assert exit_code == 0, server.log_text()[-4000:]
     assert "1 webhook delivery(ies) left in the outbox" in server.log_text()
+
+
+async def test_drain_leaves_failed_webhooks_to_other_node(
+    tmp_path: Path,
+    webhook_receiver: WebhookReceiver,
+    redis_server: RedisServer,
+    servers: list[ServerProcess],
+) -> None:
+    """In a cluster, the events that node A could not deliver while it drained
+    wait in the Redis outbox, and node B delivers them."""
+    webhook_receiver.failure_status = 503
+    config = with_redis_url(
+        node_config(
+            tmp_path / "data",
+            server={"webhook_batch_ms": HOLD_MS, "webhook_delay_ms": HOLD_MS},
+            webhook_url=webhook_receiver.url,
+        ),
+        redis_server.url,
+    )
+    nodes = []
+    for _ in range(2):
+        node = launch(config, tmp_path, env={"CLARION_DRAIN_SECONDS": "1"})
+        node.key = APP_KEY
+        servers.append(node)
+        wait_joined_redis(node)
+        nodes.append(node)
+    node_a, node_b = nodes
+    client = await hold_events(node_a)
+
+    send_signal(node_a)
+    await client.wait_closed(WAIT_TIMEOUT)
+    exit_code = wait_exit(node_a, WAIT_TIMEOUT)
+    assert exit_code == 0, node_a.log_text()[-4000:]
+    assert "left in the outbox RedisOutbox" in node_a.log_text()
+    assert "or by the other nodes" in node_a.log_text()
+    assert received(webhook_receiver) == []
+
+    webhook_receiver.failure_status = None
+    await webhook_receiver.wait_for(
+        "the vacated event of drain-left",
+        lambda event: event == {"name": "channel_vacated", "channel": "drain-left"},
+        WAIT_TIMEOUT,
+    )
+    assert received(webhook_receiver) == EXPECTED
+    assert node_b.is_running()
