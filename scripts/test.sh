@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the test suite needs (Python packages, the npm clients,
-# Node.js, redis-server, PostgreSQL, Chromium, Firefox ESR), then run the whole
-# suite. Extra arguments go to pytest.
+# Node.js, redis-server, PostgreSQL, nginx, Chromium, Firefox ESR), then run the
+# whole suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,10 @@ command -v npm >/dev/null || missing+=(npm)
 # Debian keeps initdb and postgres in /usr/lib/postgresql/<version>/bin, off PATH.
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null \
     || missing+=(postgresql)
+# The deployment tests run nginx themselves on loopback ports. Where services
+# may start, installing the package also starts the system's nginx on port 80.
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
     echo "Installing Debian packages: ${missing[*]}"
     as_root apt-get update -qq

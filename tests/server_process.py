@@ -76,13 +76,18 @@ def launch(
     *,
     args: tuple[str, ...] = (),
     env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> ServerProcess:
-    """Start `clarion serve` on a free port with a TOML config text and wait until
-    it listens. Its log, at DEBUG level, goes to a file in ``directory``.
+    """Start `clarion serve` on ``port`` (default: a free port) with a TOML
+    config text and wait until it listens. Its log, at DEBUG level, goes to a
+    file in ``directory`` named after the port.
 
     ``env`` adds ``CLARION_*`` variables; those of the test process are dropped.
+    The server closes its connections at once when stopped (``drain_seconds``
+    0) unless ``env`` sets ``CLARION_DRAIN_SECONDS``, so that stopping a server
+    with clients still connected does not wait for a drain window.
     """
-    port = free_port()
+    port = port or free_port()
     command = [sys.executable, "-m", "clarion", "serve", "--port", str(port)]
     if config is not None:
         config_path = directory / f"clarion-{port}.toml"
@@ -95,6 +100,7 @@ def launch(
         if not key.startswith("CLARION_")
     }
     child_env["CLARION_LOG_LEVEL"] = "DEBUG"
+    child_env["CLARION_DRAIN_SECONDS"] = "0"
     child_env.update(env or {})
     log_path = directory / f"clarion-{port}.log"
     with log_path.open("wb") as log_file:

@@ -161,7 +161,7 @@ def test_health_draining_rejects_and_fails_ready() -> None:
     with pytest.raises(ConnectionRejected) as rejected:
         health.check_capacity(0)
     assert rejected.value.code == OVER_CAPACITY
-    assert health.readiness_problems(None) == ["the server is stopping"]
+    assert health.readiness_problems(None) == ["draining: the server is stopping"]
 
 
 def test_health_admits_under_limits() -> None:

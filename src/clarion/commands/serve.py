@@ -60,6 +60,13 @@ def add_parser(subparsers: Any) -> None:
         metavar="URL",
         help="redis:// or rediss:// URL of the Redis that the processes share",
     )
+    parser.add_argument(
+        "--drain-seconds",
+        type=int,
+        metavar="SECONDS",
+        help="on SIGTERM, close open connections with 4200 spread over this many "
+        "seconds (default 10; 0 closes them all at once)",
+    )
     # Set by the supervisor for its workers.
     parser.add_argument(
         "--reuse-port", action="store_true", default=None, help=argparse.SUPPRESS
@@ -83,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
         "workers": args.workers,
         "redis_url": args.redis_url,
         "reuse_port": args.reuse_port,
+        "drain_seconds": args.drain_seconds,
     }
     try:
         settings = load_settings(flags=flags, environ=os.environ)
@@ -91,12 +99,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level, settings.log_format)
     if settings.workers > 1:
-        from clarion.server.workers import supervise
+        from clarion.server.workers import stop_timeout, supervise
 
         if not settings.port:
             print("clarion: --workers needs a fixed --port, not 0", file=sys.stderr)
             return 2
-        return supervise(settings.workers, sys.argv[2:])
+        return supervise(settings.workers, sys.argv[2:], stop_timeout(settings))
     try:
         run_server(settings)
     except ListenError as exc:

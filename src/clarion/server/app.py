@@ -36,8 +36,12 @@ class ListenError(Exception):
     """The server could not open its listening socket."""
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Listen until ``stop`` is set, then close every connection with 4200.
+async def serve(
+    settings: Settings, stop: asyncio.Event, hurry: asyncio.Event | None = None
+) -> None:
+    """Listen until ``stop`` is set, then drain: stop accepting, close every
+    connection with 4200 over ``settings.drain_seconds``, flush the webhooks.
+    Setting ``hurry`` during the drain closes the remaining connections at once.
 
     Raises:
         ConfigError: the app store setting is invalid, or the development app
@@ -104,10 +108,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         )
 
     await stop.wait()
+    await _stop(hub, server, hurry or asyncio.Event())
     await apps.stop()
     if console is not None:
         await console.stop()
-    await _stop(hub, server)
     await metrics.stop()
     if metrics_server is not None:
         metrics_server.close()
@@ -198,24 +202,44 @@ def _limit_counter(settings: Settings) -> LimitCounter:
     )
 
 
-async def _stop(hub: Hub, server: asyncio.Server) -> None:
-    logger.info("Stopping: closing %d connection(s)", len(hub.connections))
+async def _stop(hub: Hub, server: asyncio.Server, hurry: asyncio.Event) -> None:
+    # Closing the listening socket first makes the kernel hand new connections
+    # to the other processes that listen on the port with SO_REUSEPORT, while
+    # /ready (on metrics_port, or over open HTTP connections) reports draining.
     server.close()
-    await hub.stop()
+    hub.health.draining = True
+    logger.info("Stopping: no longer accepting new connections")
+    await hub.stop(hub.settings.drain_seconds, hurry)
     await hub.adapter.close()
     await server.wait_closed()
     logger.info("Stopped")
 
 
 def run(settings: Settings) -> None:
-    """Run the server on uvloop where it is installed, until SIGINT or SIGTERM."""
+    """Run the server on uvloop where it is installed, until SIGINT or SIGTERM.
+
+    The first signal starts the drain (see ``serve``), and a second one during
+    the drain closes the remaining connections at once.
+    """
 
     async def main() -> None:
         stop = asyncio.Event()
+        hurry = asyncio.Event()
+
+        def on_signal(signum: signal.Signals) -> None:
+            if not stop.is_set():
+                logger.info("Received %s: stopping", signum.name)
+                stop.set()
+            elif not hurry.is_set():
+                logger.info(
+                    "Received %s again: finishing the drain at once", signum.name
+                )
+                hurry.set()
+
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        await serve(settings, stop)
+            loop.add_signal_handler(signum, on_signal, signum)
+        await serve(settings, stop, hurry)
 
     _run_loop(main)
 

@@ -11,7 +11,7 @@ import time
 from clarion.protocol.errors import ConnectionRejected, ErrorCode
 from clarion.server.config import Settings
 
-__all__ = ["NodeHealth", "read_rss_bytes"]
+__all__ = ["DRAINING_PROBLEM", "NodeHealth", "read_rss_bytes"]
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,9 @@ this interval."""
 REJECTION_LOG_INTERVAL = 60.0
 """Seconds between two warnings about connections rejected with 4100."""
 OVER_CAPACITY_MESSAGE = "Over capacity"
+DRAINING_PROBLEM = "draining: the server is stopping"
+"""The readiness problem while draining; it starts with ``draining`` so load
+balancers and scripts can match it."""
 
 _STATM = "/proc/self/statm"
 
@@ -140,7 +143,7 @@ class NodeHealth:
 
     def _capacity_problem(self, open_connections: int) -> str | None:
         if self.draining:
-            return "the server is stopping"
+            return DRAINING_PROBLEM
         if self.over_memory:
             return self._memory_problem()
         if self.max_connections and open_connections >= self.max_connections:
@@ -159,7 +162,7 @@ class NodeHealth:
         if redis_reachable is False:
             problems.append("Redis is unreachable")
         if self.draining:
-            problems.append("the server is stopping")
+            problems.append(DRAINING_PROBLEM)
         if self.over_memory:
             problems.append(self._memory_problem())
         return problems

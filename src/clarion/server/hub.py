@@ -28,6 +28,7 @@ from clarion.server.apps import AppChanges, AppRegistry
 from clarion.server.config import Settings
 from clarion.server.connection import Connection
 from clarion.server.counts import SubscriptionCounts
+from clarion.server.drain import close_connections, drain
 from clarion.server.health import NodeHealth
 from clarion.server.limits import LimitCounter, LocalLimitCounter, Rejections
 from clarion.server.monitor import Monitor
@@ -84,20 +85,24 @@ class Hub:
         self.limits.start(self._connections_per_app)
         self.webhooks.start()
 
-    async def stop(self) -> None:
-        """Close every connection with 4200 (reconnect now) and wait for cleanup."""
+    async def stop(
+        self, drain_seconds: float = 0, hurry: asyncio.Event | None = None
+    ) -> None:
+        """Close every connection with 4200 (reconnect now), spread over
+        ``drain_seconds`` (see ``drain``), wait for their channels and members
+        to be cleaned up, then flush the webhooks. Setting ``hurry`` closes the
+        remaining connections at once and ends the last webhook attempt."""
         self.health.draining = True
+        hurry = hurry or asyncio.Event()
+        await drain(list(self.connections.values()), drain_seconds, hurry)
         self.health.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
         self.counts.close()
-        for connection in list(self.connections.values()):
-            connection.reject(ErrorCode.RECONNECT, "Server is shutting down")
-        for connection in list(self.connections.values()):
-            self.remove_connection(connection)
+        close_connections(list(self.connections.values()))
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=5)
-        await self.webhooks.stop()
+        await self.webhooks.stop(self.settings.drain_webhook_seconds, hurry)
         await self.limits.close()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:

@@ -24,6 +24,7 @@ from types import FrameType
 
 from prometheus_client.multiprocess import mark_process_dead
 
+from clarion.server.config import Settings
 from clarion.server.metrics import MULTIPROCESS_DIRECTORY_VARIABLE
 
 __all__ = ["supervise"]
@@ -32,27 +33,37 @@ logger = logging.getLogger(__name__)
 
 RESTART_DELAY = 1.0
 """Seconds before a worker that died is started again."""
-STOP_TIMEOUT = 30.0
-"""Seconds each worker has to stop after SIGTERM before it is killed."""
+STOP_MARGIN = 15.0
+"""Seconds a worker has to stop after SIGTERM beyond its drain window and last
+webhook attempt, before it is killed."""
 
 
-def supervise(workers: int, argv: Sequence[str]) -> int:
+def stop_timeout(settings: Settings) -> float:
+    """Return the seconds that the workers have to stop after SIGTERM."""
+    return settings.drain_seconds + settings.drain_webhook_seconds + STOP_MARGIN
+
+
+def supervise(workers: int, argv: Sequence[str], stop_timeout: float) -> int:
     """Run ``workers`` copies of ``clarion serve`` with ``argv`` until a signal.
 
     ``argv`` are the arguments of ``clarion serve`` as given; each worker gets
-    them followed by ``--workers 1 --reuse-port``. Returns 0 once every worker
-    has stopped after SIGINT or SIGTERM.
+    them followed by ``--workers 1 --reuse-port``. On SIGINT or SIGTERM each
+    worker gets SIGTERM and drains; one still running after ``stop_timeout``
+    seconds is killed. A second signal is passed on too, so the workers finish
+    their drain at once. Returns 0 once every worker has stopped.
     """
     command = [sys.executable, "-m", "clarion", "serve", *argv, "--workers", "1"]
     command.append("--reuse-port")
     metrics_directory = tempfile.mkdtemp(prefix="clarion-metrics-")
     try:
-        return _run_workers(workers, command, metrics_directory)
+        return _run_workers(workers, command, metrics_directory, stop_timeout)
     finally:
         shutil.rmtree(metrics_directory, ignore_errors=True)
 
 
-def _run_workers(workers: int, command: list[str], metrics_directory: str) -> int:
+def _run_workers(
+    workers: int, command: list[str], metrics_directory: str, stop_timeout: float
+) -> int:
     environment = {**os.environ, MULTIPROCESS_DIRECTORY_VARIABLE: metrics_directory}
 
     def start() -> subprocess.Popen[bytes]:
@@ -63,15 +74,19 @@ def _run_workers(workers: int, command: list[str], metrics_directory: str) -> in
         mark_process_dead(child.pid, metrics_directory)  # type: ignore[no-untyped-call]
 
     stopping = False
+    children: list[subprocess.Popen[bytes]] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
         nonlocal stopping
+        if stopping:
+            logger.info("Received a second stop signal: passing it to the workers")
+            _signal_running(children, signal.SIGTERM)
         stopping = True
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
-    children = [start() for _ in range(workers)]
+    children += [start() for _ in range(workers)]
     logger.info(
         "Started %d workers: %s", workers, ", ".join(str(c.pid) for c in children)
     )
@@ -92,11 +107,13 @@ def _run_workers(workers: int, command: list[str], metrics_directory: str) -> in
             children[index] = start()
         time.sleep(0.2)
 
-    logger.info("Stopping %d workers", len(children))
-    for child in children:
-        if child.poll() is None:
-            os.kill(child.pid, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_TIMEOUT
+    logger.info(
+        "Stopping %d workers: each drains, or is killed after %g s",
+        len(children),
+        stop_timeout,
+    )
+    _signal_running(children, signal.SIGTERM)
+    deadline = time.monotonic() + stop_timeout
     for child in children:
         try:
             child.wait(timeout=max(0.0, deadline - time.monotonic()))
@@ -106,3 +123,9 @@ def _run_workers(workers: int, command: list[str], metrics_directory: str) -> in
             child.wait()
     logger.info("All workers stopped")
     return 0
+
+
+def _signal_running(children: list[subprocess.Popen[bytes]], signum: int) -> None:
+    for child in children:
+        if child.poll() is None:
+            os.kill(child.pid, signum)

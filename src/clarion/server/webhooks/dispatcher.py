@@ -105,22 +105,74 @@ class Webhooks:
         self._sender_task = asyncio.get_running_loop().create_task(self.sender.run())
         logger.info("Webhook sender started, outbox %s", self._outbox_name())
 
-    async def stop(self) -> None:
-        """Write waiting batches to the outbox and stop sending. Delayed vacated
-        and removed events are sent at once rather than lost."""
+    async def stop(
+        self, last_attempt_seconds: float = 0, hurry: asyncio.Event | None = None
+    ) -> None:
+        """Write waiting batches to the outbox and give the sender up to
+        ``last_attempt_seconds`` (or until ``hurry`` is set) to try the
+        deliveries that are due, then stop sending. What is left stays in the
+        outbox for the next start (SQLite) or the other nodes (Redis).
+
+        Delayed vacated and removed events are written at once rather than
+        lost: their connections are gone, so the events would have been sent
+        when their delay ended. A client that reconnects to another node then
+        produces a new occupied or added event there.
+        """
+        fired = len(self._delayed)
         for timer, fire in list(self._delayed.values()):
             timer.cancel()
             fire()
+        batched = sum(len(batch.events) for batch in self._batches.values())
         for app_id in list(self._flush_timers):
             self._flush(app_id)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=10)
+        if batched:
+            logger.info(
+                "Wrote %d waiting webhook event(s) to the outbox, %d of them "
+                "delayed vacated or removed events",
+                batched,
+                fired,
+            )
+        if self.sender is not None and last_attempt_seconds > 0:
+            await self._attempt_last(
+                self.sender, last_attempt_seconds, hurry or asyncio.Event()
+            )
         if self._sender_task is not None:
             self._sender_task.cancel()
         if self.sender is not None:
             await self.sender.stop()
         if self.outbox is not None:
             await self.outbox.close()
+
+    async def _attempt_last(
+        self, sender: WebhookSender, timeout: float, hurry: asyncio.Event
+    ) -> None:
+        assert self.outbox is not None
+        attempt = asyncio.ensure_future(sender.attempt_due(timeout))
+        hurried = asyncio.ensure_future(hurry.wait())
+        await asyncio.wait({attempt, hurried}, return_when=asyncio.FIRST_COMPLETED)
+        hurried.cancel()
+        attempt.cancel()
+        finished = attempt.done() and not attempt.cancelled() and attempt.result()
+        try:
+            pending = await self.outbox.pending_count()
+        except Exception:
+            logger.exception(
+                "Could not count the deliveries left in the webhook outbox %s",
+                self._outbox_name(),
+            )
+            return
+        if finished and not pending:
+            return
+        logger.info(
+            "%d webhook delivery(ies) left in the outbox %s%s; they are sent "
+            "from there after the next start%s",
+            pending,
+            self._outbox_name(),
+            "" if finished else f" when the last attempt ended (at most {timeout:g} s)",
+            " or by the other nodes" if self.settings.redis_url else "",
+        )
 
     def _outbox_name(self) -> str:
         return str(getattr(self.outbox, "path", type(self.outbox).__name__))

@@ -51,6 +51,13 @@ class WebhookSender:
         """Deliveries in flight, by id."""
         """Requests in flight per URL."""
         self._wake = asyncio.Event()
+        self._polls = 0
+        """Reads of the outbox started so far."""
+        self._idle_poll = 0
+        """The last read after which nothing was due and nothing in flight."""
+        self._idle = asyncio.Event()
+        self._deferred_until = 0.0
+        """When the deliveries that ``_defer`` put back are due again."""
         self._in_flight: set[asyncio.Task[None]] = set()
         self._jitter = random.Random()
         self.monitor: Monitor | None = None
@@ -72,10 +79,14 @@ class WebhookSender:
         while True:
             free = self.concurrency - len(self._in_flight)
             deliveries = []
+            self._polls += 1
+            poll = self._polls
+            read = True
             if free > 0:
                 try:
                     deliveries = await self.outbox.due(time.time(), free, lease)
                 except Exception:
+                    read = False
                     logger.exception(
                         "Reading the webhook outbox failed; retrying in 1 s"
                     )
@@ -83,15 +94,42 @@ class WebhookSender:
             for delivery in deliveries:
                 if self._per_url.get(delivery.url, 0) >= self.per_url_concurrency:
                     await self._defer(delivery)
+                    self._deferred_until = time.time() + DEFER_SECONDS
                     continue
                 self._start(delivery)
                 started += 1
+            idle = read and not started and not self._in_flight
+            if idle and time.time() >= self._deferred_until:
+                self._idle_poll = poll
+                self._idle.set()
             if not started:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), 1.0)
                 except TimeoutError:
                     pass
+
+    async def attempt_due(self, timeout: float) -> bool:
+        """Wait until every delivery due now has had an attempt, for at most
+        ``timeout`` seconds; return whether they all had one.
+
+        The sender must be running. Deliveries that fail are scheduled for a
+        later retry as usual, so they stay in the outbox.
+        """
+        since = self._polls
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._idle_poll <= since:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            self._idle.clear()
+            self.wake()
+            try:
+                await asyncio.wait_for(self._idle.wait(), remaining)
+            except TimeoutError:
+                return False
+        return True
 
     def _start(self, delivery: Delivery) -> None:
         url = delivery.url
