@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from clarion.server.config import ConfigError, Settings, load_settings
+from clarion.server.config import Settings, load_settings
 from clarion.server.workers import stop_timeout
 
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -73,14 +73,6 @@ def test_systemd_unit_outlasts_drain() -> None:
     assert service["User"] != "root"
     assert int(service["TimeoutStopSec"]) > stop_timeout(settings)
     assert int(service["TimeoutStopSec"]) > stop_timeout(Settings())
-
-
-def test_container_config_refuses_dev_app() -> None:
-    """Without app credentials, the image's settings refuse 0.0.0.0."""
-    with pytest.raises(ConfigError, match="Refusing to listen on 0.0.0.0"):
-        load_settings(
-            flags={"config": str(CONTAINER_CONFIG), "host": "0.0.0.0"}, environ={}
-        )
 
 
 def test_container_config_takes_app_from_environment() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import struct
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -41,6 +42,8 @@ logger = logging.getLogger(__name__)
 
 MULTIPROCESS_DIRECTORY_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+RENDER_ATTEMPTS = 3
+"""Reads of the metrics files one scrape makes before it fails with 500."""
 SYNC_INTERVAL = 1.0
 """Seconds between two copies of the counters into Prometheus. A scrape of one
 worker shows the other workers' counts as of their last copy."""
@@ -271,7 +274,20 @@ class Metrics:
     def render(self) -> bytes:
         """Return the metrics in the Prometheus text format, counts up to date."""
         self.sync()
-        return generate_latest(self.registry)
+        for attempt in range(1, RENDER_ATTEMPTS + 1):
+            try:
+                return generate_latest(self.registry)
+            except (ValueError, OSError, RuntimeError, struct.error) as exc:
+                # With several workers another process may be growing its
+                # metrics file while this one reads it; a second read sees
+                # the whole file.
+                if attempt == RENDER_ATTEMPTS:
+                    raise
+                logger.warning(
+                    "Reading the workers' metrics files failed (%s); reading again",
+                    exc,
+                )
+        raise AssertionError("unreachable")
 
     def sync(self) -> None:
         """Copy the hub's counts and health samples into the Prometheus metrics."""
