@@ -55,3 +55,6 @@ class App:
     limits: Limits = field(default_factory=Limits)
     webhooks: tuple[WebhookTarget, ...] = ()
     """The URLs that receive the app's webhooks; none by default."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origin patterns (``protocol/origins.py``) of the browser pages that may
+    connect; empty allows every origin. Connections from other origins get 4009."""

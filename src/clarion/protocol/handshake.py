@@ -6,13 +6,15 @@ from __future__ import annotations
 import secrets
 
 from clarion.protocol.apps import App
-from clarion.protocol.errors import ConnectionRejected, ErrorCode
+from clarion.protocol.errors import ConnectionRejected, ErrorCode, shorten
+from clarion.protocol.origins import is_origin_allowed
 
 __all__ = [
     "SUPPORTED_PROTOCOLS",
     "app_key_from_path",
     "check_app",
     "check_connection_quota",
+    "check_origin",
     "check_protocol_version",
     "new_socket_id",
 ]
@@ -46,6 +48,24 @@ def check_app(app: App | None, key: str) -> App:
     if not app.enabled:
         raise ConnectionRejected(ErrorCode.APP_DISABLED, "Application disabled")
     return app
+
+
+def check_origin(app: App, origin: str | None) -> None:
+    """Check the request's ``Origin`` header against the app's allowed origins.
+
+    A request without the header passes: browsers always send it on WebSocket
+    upgrades and on the fallback's POST requests, and any other client could
+    send whatever it likes, so the check guards browser users against pages of
+    other sites, not the server against other programs.
+
+    Raises:
+        ConnectionRejected: 4009 when the origin matches none of the patterns.
+    """
+    if origin is None or is_origin_allowed(app.allowed_origins, origin):
+        return
+    raise ConnectionRejected(
+        ErrorCode.UNAUTHORIZED, f"Origin {shorten(origin, 60)} is not allowed"
+    )
 
 
 def check_connection_quota(app: App, open_connections: int) -> None:

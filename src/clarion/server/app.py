@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -19,6 +20,7 @@ from clarion.server.http_api import HttpApi
 from clarion.server.hub import Hub
 from clarion.server.metrics import Metrics
 from clarion.server.ops import OpsEndpoints
+from clarion.server.tls import load_tls_context
 
 __all__ = ["ListenError", "run", "serve"]
 
@@ -30,7 +32,14 @@ class ListenError(Exception):
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Listen until ``stop`` is set, then close every connection with 4200."""
+    """Listen until ``stop`` is set, then close every connection with 4200.
+
+    Raises:
+        ConfigError: the TLS certificate or key file cannot be loaded.
+        ListenError: a port cannot be opened.
+    """
+    # Each process loads the files itself, the workers of --workers included.
+    tls_context = load_tls_context(settings)
     hub = Hub(settings, StaticAppRegistry(settings.apps), _adapter(settings))
     api = HttpApi(hub)
     sessions = HttpSessions(hub, settings.fallback_path)
@@ -44,6 +53,7 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         settings.port,
         lambda: HttpProtocol(hub, api, sessions, console, ops),
         "--port",
+        tls_context,
     )
     metrics_server = None
     if settings.metrics_port:
@@ -64,9 +74,10 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         console.start()
     ports = sorted({sock.getsockname()[1] for sock in server.sockets})
     logger.info(
-        "Listening on %s port %s (WebSocket /app/{key}, HTTP API /apps/{app_id})",
+        "Listening on %s port %s%s (WebSocket /app/{key}, HTTP API /apps/{app_id})",
         settings.host,
         ", ".join(map(str, ports)),
+        " with TLS" if tls_context is not None else "",
     )
     if metrics_server is not None:
         logger.info(
@@ -102,8 +113,10 @@ async def _listen(
     port: int,
     protocol_factory: Callable[[], asyncio.Protocol],
     option: str,
+    tls_context: ssl.SSLContext | None = None,
 ) -> asyncio.Server:
-    """Open a listening socket on ``settings.host`` and ``port``.
+    """Open a listening socket on ``settings.host`` and ``port``, serving TLS
+    when ``tls_context`` is given.
 
     Raises:
         ListenError: the port is taken or the address is invalid; the message
@@ -117,6 +130,7 @@ async def _listen(
             port,
             backlog=4096,
             reuse_port=settings.reuse_port or None,
+            ssl=tls_context,
         )
     except OSError as exc:
         reason = exc.strerror or str(exc)

@@ -17,10 +17,12 @@ from urllib.parse import parse_qsl
 import httptools
 
 from clarion.protocol import messages
-from clarion.protocol.errors import ConnectionRejected
+from clarion.protocol.apps import App
+from clarion.protocol.errors import ConnectionRejected, shorten
 from clarion.protocol.handshake import (
     app_key_from_path,
     check_app,
+    check_origin,
     check_protocol_version,
 )
 from clarion.server.hub import Hub
@@ -404,25 +406,31 @@ class HttpProtocol(asyncio.Protocol):
                 f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
             ).encode()
         )
+        app: App | None = None
         try:
             app_key = app_key_from_path(request.path)
             app = check_app(self.hub.apps.find_by_key(app_key), app_key)
+            check_origin(app, headers.get("origin"))
             check_protocol_version(request.params.get("protocol"))
             transport = self.transport
+            admitted = app
             connection = self.hub.open_connection(
                 app,
                 lambda socket_id: WebSocketConnection(
-                    self.hub, app, socket_id, transport
+                    self.hub, admitted, socket_id, transport
                 ),
             )
         except ConnectionRejected as exc:
             self.hub.tally.connections_rejected[exc.code] += 1
+            app_id = app.id if app is not None else None
             logger.info(
-                "WebSocket from %s to %s rejected with %d: %s",
+                "WebSocket from %s to %s rejected with %d%s: %s",
                 self.peer,
-                request.path,
+                shorten(request.path),
                 exc.code,
+                f" for app {app_id}" if app_id is not None else "",
                 exc.message,
+                extra={"app_id": app_id},
             )
             self._reject_websocket(exc)
             return

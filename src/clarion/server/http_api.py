@@ -1,7 +1,8 @@
 """The Pusher HTTP API: ``/apps/{app_id}/...`` routes over the adapter.
 
 Checks run in this order: route (404, 405), app (404), signature (401), app
-enabled (403), JSON body (400), fields (400, 413).
+enabled (403), JSON body (400), fields (400, 413). A CORS preflight is answered
+before them all (``cors.py``), and every response carries the CORS headers.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from clarion.protocol.channels import (
     is_valid_channel_name,
 )
 from clarion.protocol.errors import ApiError, shorten
+from clarion.server.cors import cors_headers, is_preflight, preflight_response
 from clarion.server.http import Request, RequestHandler, Response, error_response
 from clarion.server.hub import Hub
 
@@ -72,8 +74,13 @@ class HttpApi(RequestHandler):
 
     async def handle(self, request: Request) -> Response:
         response: Response | None = None
+        patterns = self.hub.settings.cors_origins
         try:
+            if patterns and is_preflight(request):
+                response = preflight_response(patterns, request)
+                return response
             response = await self._answer(request)
+            response.headers = (*response.headers, *cors_headers(patterns, request))
             return response
         finally:
             # An exception here becomes a 500 response in the listener.

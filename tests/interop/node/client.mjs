@@ -2,7 +2,9 @@
 //
 // Usage: node client.mjs '<options JSON>'
 //   options: {port, key, authEndpoint, userAuthEndpoint, authParams,
-//             customUserAuthenticator?}
+//             customUserAuthenticator?, tls?}
+//   tls: true connects with wss:// only (pusher-js's forceTLS); the CA of a
+//   test certificate comes from NODE_EXTRA_CA_CERTS.
 //   authParams are sent as extra form fields to both auth endpoints, so the
 //   test's endpoint can tell which user this client is.
 //   customUserAuthenticator: true replaces pusher-js's built-in user
@@ -104,7 +106,9 @@ const pusher = new Pusher(options.key, {
   cluster: 'mt1',
   wsHost: '127.0.0.1',
   wsPort: options.port,
-  forceTLS: false,
+  wssPort: options.port,
+  forceTLS: options.tls ?? false,
+  // With forceTLS, pusher-js's "ws" transport connects to wss://.
   enabledTransports: ['ws'],
   disableStats: true,
   channelAuthorization: {
