@@ -14,10 +14,12 @@ from tls_helpers import TlsFiles
 
 from server_process import ServerProcess
 
-# pusher-js drivers live with the interop tests.
+# pusher-js drivers live with the interop tests, the Redis runner with the
+# operations tests.
 TESTS = Path(__file__).resolve().parent.parent
-if str(TESTS / "interop") not in sys.path:
-    sys.path.insert(0, str(TESTS / "interop"))
+for folder in ("interop", "ops"):
+    if str(TESTS / folder) not in sys.path:
+        sys.path.insert(0, str(TESTS / folder))
 
 
 @pytest.fixture(scope="session")
