@@ -52,6 +52,9 @@ class App:
     """Send watchlist online and offline events to signed-in users."""
     authorized_connections: bool = False
     """Close connections that do not authorize within ``authorization_timeout``."""
+    require_tls: bool = False
+    """Refuse plain ``ws://`` connections and HTTP sessions with 4000, so that
+    pusher-js reconnects with TLS."""
     limits: Limits = field(default_factory=Limits)
     webhooks: tuple[WebhookTarget, ...] = ()
     """The URLs that receive the app's webhooks; none by default."""

@@ -16,6 +16,7 @@ __all__ = [
     "check_connection_quota",
     "check_origin",
     "check_protocol_version",
+    "check_tls",
     "new_socket_id",
 ]
 
@@ -99,6 +100,20 @@ def check_protocol_version(raw: str | None) -> int:
             ErrorCode.UNSUPPORTED_PROTOCOL, "Unsupported protocol version"
         )
     return int(raw)
+
+
+def check_tls(app: App, is_tls: bool) -> None:
+    """Check that a connection to an app with ``require_tls`` uses TLS.
+
+    Raises:
+        ConnectionRejected: 4000, on which pusher-js switches to TLS and
+        reconnects at once.
+    """
+    if app.require_tls and not is_tls:
+        raise ConnectionRejected(
+            ErrorCode.TLS_ONLY,
+            "Application only accepts SSL connections, reconnect using wss://",
+        )
 
 
 def new_socket_id() -> str:

@@ -155,6 +155,7 @@ _APP_SWITCHES = (
     "subscription_count_events",
     "watchlist_events",
     "authorized_connections",
+    "require_tls",
 )
 _APP_KEYS = {"id", "key", "secret", "webhooks", "allowed_origins", *_APP_SWITCHES}
 _WEBHOOK_KEYS = {"url", "event_types", "channel_prefix", "headers"}

@@ -24,6 +24,7 @@ from clarion.protocol.handshake import (
     check_app,
     check_origin,
     check_protocol_version,
+    check_tls,
 )
 from clarion.server.hub import Hub
 
@@ -230,6 +231,20 @@ class HttpProtocol(asyncio.Protocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
 
+    def is_tls(self, headers: dict[str, str]) -> bool:
+        """Whether the client reached the server over TLS: on this socket, or
+        through a proxy that terminates TLS and says so in
+        ``X-Forwarded-Proto``.
+
+        The header is taken from anyone: a client that sends it without TLS
+        only gives up the protection of its own traffic.
+        """
+        if self.transport is not None and (
+            self.transport.get_extra_info("sslcontext") is not None
+        ):
+            return True
+        return headers.get("x-forwarded-proto", "").lower() == "https"
+
     # httptools callbacks
 
     def on_message_begin(self) -> None:
@@ -412,6 +427,7 @@ class HttpProtocol(asyncio.Protocol):
             app = check_app(self.hub.apps.find_by_key(app_key), app_key)
             check_origin(app, headers.get("origin"))
             check_protocol_version(request.params.get("protocol"))
+            check_tls(app, self.is_tls(headers))
             transport = self.transport
             admitted = app
             connection = self.hub.open_connection(
