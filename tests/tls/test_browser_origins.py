@@ -187,7 +187,7 @@ def test_chromium_reads_api_across_origins(
     start_server: Any, pages: tuple[PageServer, PageServer], tmp_path: Path
 ) -> None:
     """With the default ``*``, a page of another origin posts a signed event
-    (a preflighted request) and reads the answer, and reads a 401 too."""
+    (a preflighted request) and reads the response, and reads a 401 too."""
     server = start_server()
     page, _ = pages
     triggered = run_in_browser(
@@ -210,7 +210,7 @@ def test_chromium_reads_api_across_origins(
 def test_chromium_blocked_from_unlisted_origin(
     start_server: Any, pages: tuple[PageServer, PageServer], tmp_path: Path
 ) -> None:
-    """With a list, the listed page reads the answer and another page cannot."""
+    """With a list, the listed page reads the response and another page cannot."""
     listed, unlisted = pages
     server = start_server(
         f'[server]\ncors_origins = ["{listed.origin}"]\n'

@@ -1,5 +1,6 @@
 """CORS for the HTTP API, read off real HTTP responses: preflights, the
-headers of answers and of errors, and the fallback's own CORS untouched."""
+headers of successful and failed requests, and the fallback's own CORS
+untouched."""
 
 from __future__ import annotations
 
@@ -175,7 +176,7 @@ def test_cors_off_sends_no_headers(servers: dict[str, ServerProcess]) -> None:
 
 
 def test_fallback_keeps_its_own_cors(servers: dict[str, ServerProcess]) -> None:
-    """The /pusher fallback echoes the page's origin whatever cors_origins says."""
+    """The /pusher fallback echoes the page's origin whatever cors_origins contains."""
     server = servers["off"]
     status, headers, _ = preflight(
         server, "https://page.test", "/pusher/app/app-key/1/abc/xhr_send"

@@ -44,7 +44,7 @@ async def test_plain_websocket_gets_4000(
 async def test_forwarded_https_is_taken(
     start_server: Callable[..., ServerProcess],
 ) -> None:
-    """A proxy that terminated TLS says so with X-Forwarded-Proto."""
+    """A proxy that terminated TLS sets X-Forwarded-Proto: https."""
     server = start_server(CONFIG)
     async with websockets.connect(
         server.ws_url, additional_headers={"X-Forwarded-Proto": "https"}

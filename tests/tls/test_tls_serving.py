@@ -173,7 +173,7 @@ async def test_plain_websocket_to_tls_port_fails_cleanly(
 def test_https_serves_health_and_rejects_untrusted_client(
     start_tls_server: Callable[..., ServerProcess], tls_files: TlsFiles
 ) -> None:
-    """/up answers over https://, and a client that does not trust the CA fails
+    """/up responds over https://, and a client that does not trust the CA fails
     the handshake."""
     server = start_tls_server()
     client = http.client.HTTPSConnection(

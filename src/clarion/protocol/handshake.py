@@ -54,10 +54,10 @@ def check_app(app: App | None, key: str) -> App:
 def check_origin(app: App, origin: str | None) -> None:
     """Check the request's ``Origin`` header against the app's allowed origins.
 
-    A request without the header passes: browsers always send it on WebSocket
-    upgrades and on the fallback's POST requests, and any other client could
-    send whatever it likes, so the check guards browser users against pages of
-    other sites, not the server against other programs.
+    A request without the header passes. Browsers always send it on WebSocket
+    upgrades and on the fallback's POST requests, while any other client can
+    send whatever it likes. So the check keeps pages of other sites out, and
+    does not authenticate programs.
 
     Raises:
         ConnectionRejected: 4009 when the origin matches none of the patterns.

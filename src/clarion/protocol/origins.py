@@ -77,7 +77,7 @@ def parse_origin_pattern(text: str) -> OriginPattern:
 
 
 def is_origin_allowed(patterns: tuple[str, ...], origin: str) -> bool:
-    """Whether ``origin``, an ``Origin`` header value, matches any of
+    """Return True when ``origin``, an ``Origin`` header value, matches one of
     ``patterns``. An empty ``patterns`` allows every origin."""
     if not patterns:
         return True

@@ -94,7 +94,7 @@ class Settings:
     fails; 0 is no limit."""
     tls_cert_file: str = ""
     """PEM file with the server certificate, then any intermediate
-    certificates; set, ``port`` serves only TLS (wss:// and https://)."""
+    certificates. When set, ``port`` serves only TLS (wss:// and https://)."""
     tls_key_file: str = ""
     """PEM file with the certificate's private key, not encrypted; empty reads
     the key from ``tls_cert_file``."""

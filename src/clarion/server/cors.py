@@ -34,7 +34,7 @@ def cors_headers(patterns: tuple[str, ...], request: Request) -> Headers:
     ``*`` among ``patterns`` allows any origin with ``Access-Control-Allow-Origin:
     *``, because no request carries credentials (cookies or HTTP
     authentication). Other patterns echo the request's origin when it matches
-    and add ``Vary: Origin`` so that caches keep the answers apart. A request
+    and add ``Vary: Origin`` so that caches keep the responses apart. A request
     without an ``Origin`` header, or from an origin that matches nothing, gets
     no ``Access-Control-Allow-Origin``.
     """
@@ -49,8 +49,9 @@ def cors_headers(patterns: tuple[str, ...], request: Request) -> Headers:
 
 
 def preflight_response(patterns: tuple[str, ...], request: Request) -> Response:
-    """Answer a preflight: 204 with the allowed methods and headers, or 403
-    when the origin is not allowed, which the browser reports as a CORS error."""
+    """Build the response to a preflight: 204 with the allowed methods and
+    headers, or 403 when the origin is not allowed, which the browser reports
+    as a CORS error."""
     headers = cors_headers(patterns, request)
     if not any(name == "Access-Control-Allow-Origin" for name, _ in headers):
         response = error_response(
@@ -60,8 +61,8 @@ def preflight_response(patterns: tuple[str, ...], request: Request) -> Response:
         )
         response.headers = headers
         return response
-    # The requested headers are allowed as asked: without credentials, they
-    # give a page no more than a signed request already can.
+    # Every requested header is allowed, because without credentials a header
+    # gives a page no more than a signed request already can.
     requested = request.headers.get("access-control-request-headers", "")
     return Response(
         204,

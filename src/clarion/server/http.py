@@ -232,12 +232,12 @@ class HttpProtocol(asyncio.Protocol):
             self._idle_timer.cancel()
 
     def is_tls(self, headers: dict[str, str]) -> bool:
-        """Whether the client reached the server over TLS: on this socket, or
-        through a proxy that terminates TLS and says so in
-        ``X-Forwarded-Proto``.
+        """Return True when the client reached the server over TLS, either on
+        this socket or through a proxy that terminates TLS and sets
+        ``X-Forwarded-Proto: https``.
 
-        The header is taken from anyone: a client that sends it without TLS
-        only gives up the protection of its own traffic.
+        The header is trusted from any client, because a client that sends it
+        without TLS only gives up the protection of its own traffic.
         """
         if self.transport is not None and (
             self.transport.get_extra_info("sslcontext") is not None
