@@ -350,3 +350,74 @@ def test_combined_pem_file_serves(
     assert client.getresponse().status == 200
     client.close()
     assert "with TLS" in server.log_text()
+
+
+async def test_slow_wss_reader_is_dropped(
+    start_tls_server: Callable[..., ServerProcess], tls_files: TlsFiles
+) -> None:
+    """A TLS client that stops reading is dropped once its queue passes the
+    limit, as over plain TCP, and other clients keep receiving."""
+    server = start_tls_server()
+    builder = ApiRequestBuilder(
+        app_id=server.app_id, key=server.key, secret=server.secret
+    )
+    context = tls_files.client_context()
+    # websockets stops reading from the socket once max_queue messages wait.
+    slow = await websockets.connect(wss_url(server), ssl=context, max_queue=1)
+    healthy = await websockets.connect(wss_url(server), ssl=context)
+    slow_socket_id = await subscribe(slow, "flood")
+    await subscribe(healthy, "news")
+    payload = "x" * 9000
+    flood = builder.trigger_batch(
+        [BatchEvent("flood", "chunk", payload) for _ in range(10)]
+    )
+    client = http.client.HTTPSConnection(
+        server.host, server.port, context=context, timeout=WAIT
+    )
+    dropped = f"Dropping connection {slow_socket_id}"
+    try:
+        # At most 2,000 requests of 90 kB: far more than the 4 MiB limit plus
+        # the kernel's socket buffers on loopback.
+        for _ in range(2000):
+            await asyncio.to_thread(send_keep_alive, client, flood)
+            if dropped in server.log_text():
+                break
+        assert dropped in server.log_text()
+        await asyncio.to_thread(
+            send_keep_alive, client, builder.trigger(["news"], "after", "ok")
+        )
+        event = json.loads(await asyncio.wait_for(healthy.recv(), WAIT))
+        assert event["event"] == "after"
+    finally:
+        client.close()
+        await healthy.close()
+        slow.transport.abort()
+    assert server.is_running()
+
+
+def send_keep_alive(client: http.client.HTTPSConnection, request: Any) -> None:
+    client.request(
+        request.method,
+        request.target,
+        body=request.body,
+        headers={"Content-Type": "application/json"},
+    )
+    response = client.getresponse()
+    response.read()
+    assert response.status == 200
+
+
+async def test_silent_tls_connection_is_closed(
+    start_tls_server: Callable[..., ServerProcess],
+) -> None:
+    """A peer that never starts the TLS handshake is dropped after
+    http_idle_timeout, as a silent HTTP connection is."""
+    server = start_tls_server(
+        '[server]\nhttp_idle_timeout = 1\n[[apps]]\nid = "1"\nkey = "app-key"\n'
+        'secret = "app-secret"\n'
+    )
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    received = await asyncio.wait_for(reader.read(), WAIT)
+    writer.close()
+    assert received == b""
+    assert server.is_running()

@@ -131,6 +131,11 @@ async def _listen(
             backlog=4096,
             reuse_port=settings.reuse_port or None,
             ssl=tls_context,
+            # A peer that never completes the TLS handshake is dropped like one
+            # that never completes an HTTP request.
+            ssl_handshake_timeout=(
+                float(settings.http_idle_timeout) if tls_context else None
+            ),
         )
     except OSError as exc:
         reason = exc.strerror or str(exc)
