@@ -1,13 +1,13 @@
-// Run one async function in a page of headless Chromium and print its result.
+// Run async functions in pages of one headless Chromium and print the results.
 //
 // Usage: node browser_check.mjs '<options JSON>'
-//   options: {pageUrl, userDataDir, script, argument, ignoreHttpsErrors?}
-//   pageUrl: a page on 127.0.0.1 that the function runs in.
-//   script: the source of an async function of one argument, run in the page
-//     with `argument`; what it returns must be JSON-ready.
+//   options: {userDataDir, steps: [{pageUrl, script, argument}], ignoreHttpsErrors?}
+//   Each step opens pageUrl, a page on 127.0.0.1, in a new tab and runs
+//   script there: the source of an async function of one argument, called
+//   with argument. What it returns must be JSON-ready.
 //   ignoreHttpsErrors: accept the test's certificate, whose CA Chromium does
 //     not know.
-// stdout: one JSON line, {result} or {error}, then
+// stdout: one JSON line per step, {result} or {error}, in order, then
 //   {type: "blocked_request", url} for any request not to 127.0.0.1.
 //
 // Chromium is Debian's /usr/bin/chromium, and requests to any host other than
@@ -50,18 +50,21 @@ await context.route(
   },
 );
 
-try {
-  const page = context.pages()[0] ?? (await context.newPage());
-  page.on('console', (message) => process.stderr.write(`page: ${message.text()}\n`));
-  await page.goto(options.pageUrl);
-  // The function comes as source text, so it is rebuilt inside the page.
-  const result = await page.evaluate(
-    ([source, argument]) => (0, eval)(`(${source})`)(argument),
-    [options.script, options.argument ?? null],
-  );
-  emit({ result });
-} catch (error) {
-  emit({ error: { name: error.name, message: error.message } });
+for (const step of options.steps) {
+  try {
+    const page = await context.newPage();
+    page.on('console', (message) => process.stderr.write(`page: ${message.text()}\n`));
+    await page.goto(step.pageUrl);
+    // The function comes as source text, so it is rebuilt inside the page.
+    const result = await page.evaluate(
+      ([source, argument]) => (0, eval)(`(${source})`)(argument),
+      [step.script, step.argument ?? null],
+    );
+    await page.close();
+    emit({ result });
+  } catch (error) {
+    emit({ error: { name: error.name, message: error.message } });
+  }
 }
 for (const url of blocked) {
   emit({ type: 'blocked_request', url });

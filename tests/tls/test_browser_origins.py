@@ -9,6 +9,7 @@ import json
 import subprocess
 import threading
 from collections.abc import Iterator
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -128,33 +129,22 @@ class PageServer:
         self._thread.join(timeout=5)
 
 
-@pytest.fixture
-def pages() -> Iterator[tuple[PageServer, PageServer]]:
-    """Two page servers: two origins."""
-    if not CHROMIUM.exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package")
-    first, second = PageServer(), PageServer()
-    yield first, second
-    first.close()
-    second.close()
+Step = tuple[PageServer, str, dict[str, Any]]
+"""A page to open, the script to run in it, and the script's argument."""
 
 
 def run_in_browser(
-    page: PageServer,
-    script: str,
-    argument: dict[str, Any],
-    directory: Path,
-    *,
-    ignore_https_errors: bool = False,
-) -> Any:
-    """Run ``script`` in a fresh Chromium on ``page`` and return its result."""
-    profile = directory / f"chromium-{len(list(directory.glob('chromium-*')))}"
+    steps: list[Step], directory: Path, *, ignore_https_errors: bool = False
+) -> list[Any]:
+    """Run each step in a new tab of one fresh Chromium; return the results."""
+    profile = directory / "chromium-profile"
     profile.mkdir()
     options = {
-        "pageUrl": f"{page.origin}/",
         "userDataDir": str(profile),
-        "script": script,
-        "argument": argument,
+        "steps": [
+            {"pageUrl": f"{page.origin}/", "script": script, "argument": argument}
+            for page, script, argument in steps
+        ],
         "ignoreHttpsErrors": ignore_https_errors,
     }
     completed = subprocess.run(
@@ -164,12 +154,14 @@ def run_in_browser(
         text=True,
         timeout=BROWSER_TIMEOUT,
     )
-    records = [json.loads(line) for line in completed.stdout.splitlines()]
     assert completed.returncode == 0, completed.stderr
+    records = [json.loads(line) for line in completed.stdout.splitlines()]
     assert [r for r in records if r.get("type") == "blocked_request"] == []
-    outcome = records[0]
-    assert "error" not in outcome, f"{outcome['error']}\n{completed.stderr}"
-    return outcome["result"]
+    outcomes = records[: len(steps)]
+    assert len(outcomes) == len(steps), completed.stderr
+    for outcome in outcomes:
+        assert "error" not in outcome, f"{outcome['error']}\n{completed.stderr}"
+    return [outcome["result"] for outcome in outcomes]
 
 
 BUILDER = ApiRequestBuilder(app_id="1", key="app-key", secret="app-secret")
@@ -183,77 +175,100 @@ def api_call(server: ServerProcess, request: Any) -> dict[str, Any]:
     }
 
 
-def test_chromium_reads_api_across_origins(
-    start_server: Any, pages: tuple[PageServer, PageServer], tmp_path: Path
-) -> None:
+@dataclass
+class BrowserRun:
+    """What one Chromium run saw from two page origins: ``listed`` is the one
+    the servers allow, ``other`` the one they do not."""
+
+    listed: PageServer
+    other: PageServer
+    origins_server: ServerProcess
+    """The TLS server whose app allows only ``listed``."""
+    results: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def browser_run(
+    tmp_path_factory: pytest.TempPathFactory, tls_files: TlsFiles
+) -> Iterator[BrowserRun]:
+    """Start the servers, then run every check in one Chromium, because the
+    browser's start takes most of the time."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium package")
+    directory = tmp_path_factory.mktemp("browser")
+    listed, other = PageServer(), PageServer()
+    app = '[[apps]]\nid = "1"\nkey = "app-key"\nsecret = "app-secret"\n'
+    servers = []
+    try:
+        open_cors = launch(app, directory)
+        servers.append(open_cors)
+        listed_cors = launch(
+            f'[server]\ncors_origins = ["{listed.origin}"]\n' + app, directory
+        )
+        servers.append(listed_cors)
+        origins = launch(
+            app + f'allowed_origins = ["{listed.origin}"]\n',
+            directory,
+            args=(
+                "--tls-cert-file",
+                str(tls_files.cert_file),
+                "--tls-key-file",
+                str(tls_files.key_file),
+            ),
+        )
+        servers.append(origins)
+
+        trigger = BUILDER.trigger(["browser"], "e", "x")
+        unsigned = {
+            "url": f"{open_cors.http_url}/apps/1/channels",
+            "method": "GET",
+            "body": "",
+        }
+        connect = {"key": "app-key", "port": origins.port}
+        steps: dict[str, Step] = {
+            "open_trigger": (other, FETCH_SCRIPT, api_call(open_cors, trigger)),
+            "open_unsigned": (other, FETCH_SCRIPT, unsigned),
+            "listed_read": (listed, FETCH_SCRIPT, api_call(listed_cors, trigger)),
+            "listed_blocked": (other, FETCH_SCRIPT, api_call(listed_cors, trigger)),
+            "pusher_allowed": (listed, PUSHER_SCRIPT, connect),
+            "pusher_refused": (other, PUSHER_SCRIPT, connect),
+        }
+        results = run_in_browser(
+            list(steps.values()), directory, ignore_https_errors=True
+        )
+        yield BrowserRun(listed, other, origins, dict(zip(steps, results, strict=True)))
+    finally:
+        for server in servers:
+            server.stop()
+        listed.close()
+        other.close()
+
+
+def test_chromium_reads_api_across_origins(browser_run: BrowserRun) -> None:
     """With the default ``*``, a page of another origin posts a signed event
     (a preflighted request) and reads the response, and reads a 401 too."""
-    server = start_server()
-    page, _ = pages
-    triggered = run_in_browser(
-        page,
-        FETCH_SCRIPT,
-        api_call(server, BUILDER.trigger(["browser"], "e", "x")),
-        tmp_path,
-    )
-    assert triggered == {"status": 200, "body": {}}
-    unsigned = run_in_browser(
-        page,
-        FETCH_SCRIPT,
-        {"url": f"{server.http_url}/apps/1/channels", "method": "GET", "body": ""},
-        tmp_path,
-    )
+    assert browser_run.results["open_trigger"] == {"status": 200, "body": {}}
+    unsigned = browser_run.results["open_unsigned"]
     assert unsigned["status"] == 401
     assert "error" in unsigned["body"]
 
 
-def test_chromium_blocked_from_unlisted_origin(
-    start_server: Any, pages: tuple[PageServer, PageServer], tmp_path: Path
-) -> None:
+def test_chromium_blocked_from_unlisted_origin(browser_run: BrowserRun) -> None:
     """With a list, the listed page reads the response and another page cannot."""
-    listed, unlisted = pages
-    server = start_server(
-        f'[server]\ncors_origins = ["{listed.origin}"]\n'
-        '[[apps]]\nid = "1"\nkey = "app-key"\nsecret = "app-secret"\n'
-    )
-    request = api_call(server, BUILDER.trigger(["browser"], "e", "x"))
-    assert run_in_browser(listed, FETCH_SCRIPT, request, tmp_path) == {
-        "status": 200,
-        "body": {},
+    assert browser_run.results["listed_read"] == {"status": 200, "body": {}}
+    assert browser_run.results["listed_blocked"] == {
+        "failed": "TypeError: Failed to fetch"
     }
-    blocked = run_in_browser(unlisted, FETCH_SCRIPT, request, tmp_path)
-    assert blocked == {"failed": "TypeError: Failed to fetch"}
 
 
-def test_pusher_js_refused_from_disallowed_origin(
-    tmp_path: Path, tls_files: TlsFiles, pages: tuple[PageServer, PageServer]
-) -> None:
+def test_pusher_js_refused_from_disallowed_origin(browser_run: BrowserRun) -> None:
     """pusher-js over wss:// connects from an allowed page and gets 4009 from
     another one, then stops."""
-    allowed, other = pages
-    server = launch(
-        '[[apps]]\nid = "1"\nkey = "app-key"\nsecret = "app-secret"\n'
-        f'allowed_origins = ["{allowed.origin}"]\n',
-        tmp_path,
-        args=(
-            "--tls-cert-file",
-            str(tls_files.cert_file),
-            "--tls-key-file",
-            str(tls_files.key_file),
-        ),
-    )
-    try:
-        argument = {"key": "app-key", "port": server.port}
-        connected = run_in_browser(
-            allowed, PUSHER_SCRIPT, argument, tmp_path, ignore_https_errors=True
-        )
-        refused = run_in_browser(
-            other, PUSHER_SCRIPT, argument, tmp_path, ignore_https_errors=True
-        )
-    finally:
-        server.stop()
+    connected = browser_run.results["pusher_allowed"]
+    refused = browser_run.results["pusher_refused"]
     assert connected[-1] == {"state": "connected"}
     assert {"error": 4009} in refused
     assert {"state": "connected"} not in refused
     assert refused[-1] == {"state": "disconnected"}
-    assert f"Origin {other.origin} is not allowed" in server.log_text()
+    log = browser_run.origins_server.log_text()
+    assert f"Origin {browser_run.other.origin} is not allowed" in log
