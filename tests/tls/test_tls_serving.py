@@ -421,3 +421,78 @@ async def test_silent_tls_connection_is_closed(
     writer.close()
     assert received == b""
     assert server.is_running()
+
+
+async def test_clarion_client_over_wss(
+    start_tls_server: Callable[..., ServerProcess], tls_files: TlsFiles
+) -> None:
+    """Clarion's own client with tls=True connects and gets an event."""
+    from clarion.client import Client
+
+    server = start_tls_server()
+    subscribed = asyncio.Event()
+    received: asyncio.Queue[Any] = asyncio.Queue()
+    client = Client(
+        server.key,
+        host=server.host,
+        port=server.port,
+        tls=True,
+        ssl_context=tls_files.client_context(),
+    )
+    channel = client.subscribe("client-tls")
+    channel.bind("pusher:subscription_succeeded", lambda data: subscribed.set())
+    channel.bind("greeting", received.put_nowait)
+    client.connect()
+    try:
+        await asyncio.wait_for(subscribed.wait(), WAIT)
+        await asyncio.to_thread(
+            https_sdk(server, tls_files).trigger, "client-tls", "greeting", "hi"
+        )
+        assert await asyncio.wait_for(received.get(), WAIT) == "hi"
+    finally:
+        await client.aclose()
+
+
+def test_fallback_stream_over_https(
+    start_tls_server: Callable[..., ServerProcess], tls_files: TlsFiles
+) -> None:
+    """pusher-js's xhr_streaming transport works over https://: the chunked
+    stream opens, and an event triggered afterwards arrives on it."""
+    server = start_tls_server()
+    stream = http.client.HTTPSConnection(
+        server.host, server.port, context=tls_files.client_context(), timeout=WAIT
+    )
+    stream.request(
+        "POST",
+        "/pusher/app/app-key/1/tlsstream/xhr_streaming?protocol=7",
+        headers={"Content-Length": "0", "Origin": "https://page.test"},
+    )
+    response = stream.getresponse()
+    assert response.status == 200
+    assert response.getheader("Access-Control-Allow-Origin") == "https://page.test"
+    assert response.readline() == b"h" * 2048 + b"\n"
+    assert response.readline() == b"o\n"
+    established = json.loads(json.loads(response.readline()[1:])[0])
+    assert established["event"] == "pusher:connection_established"
+
+    send = http.client.HTTPSConnection(
+        server.host, server.port, context=tls_files.client_context(), timeout=WAIT
+    )
+    subscribe_frame = json.dumps(
+        {"event": "pusher:subscribe", "data": {"channel": "streamed"}}
+    )
+    send.request(
+        "POST",
+        "/pusher/app/app-key/1/tlsstream/xhr_send",
+        body=json.dumps([subscribe_frame]),
+    )
+    assert send.getresponse().status == 204
+    send.close()
+    succeeded = json.loads(json.loads(response.readline()[1:])[0])
+    assert succeeded["event"] == "pusher_internal:subscription_succeeded"
+
+    https_sdk(server, tls_files).trigger("streamed", "update", {"n": 2})
+    event = json.loads(json.loads(response.readline()[1:])[0])
+    stream.close()
+    assert event["event"] == "update"
+    assert json.loads(event["data"]) == {"n": 2}
