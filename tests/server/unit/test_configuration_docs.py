@@ -41,7 +41,10 @@ def read_table(heading: str) -> dict[str, Row]:
     for line in table_lines[2:]:
         cells = split_row(line)
         row = dict(zip(titles, cells, strict=True))
-        rows[row[titles[0]].strip("`")] = row
+        name = row[titles[0]].strip("`")
+        # Two rows for one setting, as a merge may leave, would hide each other.
+        assert name not in rows, f"{heading} in {DOCS.name} has two rows for {name}"
+        rows[name] = row
     return rows
 
 
