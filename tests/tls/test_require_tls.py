@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 import http.client
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 import websockets
 from tls_helpers import TlsFiles, wss_url
 
-from server_process import ServerProcess
+from server_process import ServerProcess, launch
 
 WAIT = 5.0
 CONFIG = """
@@ -25,10 +25,17 @@ require_tls = true
 TLS_ONLY_MESSAGE = "Application only accepts SSL connections, reconnect using wss://"
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One plain server for the module: the tests here only open connections."""
+    process = launch(CONFIG, tmp_path_factory.mktemp("require-tls"))
+    yield process
+    process.stop()
+
+
 async def test_plain_websocket_gets_4000(
-    start_server: Callable[..., ServerProcess],
+    server: ServerProcess,
 ) -> None:
-    server = start_server(CONFIG)
     async with websockets.connect(server.ws_url) as connection:
         error = json.loads(await asyncio.wait_for(connection.recv(), WAIT))
         with pytest.raises(websockets.exceptions.ConnectionClosed):
@@ -41,16 +48,25 @@ async def test_plain_websocket_gets_4000(
     assert "rejected with 4000 for app 1" in server.log_text()
 
 
-async def test_forwarded_https_is_taken(
-    start_server: Callable[..., ServerProcess],
-) -> None:
-    """A proxy that terminated TLS sets X-Forwarded-Proto: https."""
-    server = start_server(CONFIG)
+@pytest.mark.parametrize("forwarded", ["https", "HTTPS", "https, http"])
+async def test_forwarded_https_is_taken(server: ServerProcess, forwarded: str) -> None:
+    """A proxy that terminated TLS sets X-Forwarded-Proto: https; behind
+    several proxies the first value counts."""
     async with websockets.connect(
-        server.ws_url, additional_headers={"X-Forwarded-Proto": "https"}
+        server.ws_url, additional_headers={"X-Forwarded-Proto": forwarded}
     ) as connection:
         message = json.loads(await asyncio.wait_for(connection.recv(), WAIT))
     assert message["event"] == "pusher:connection_established"
+
+
+async def test_forwarded_http_gets_4000(
+    server: ServerProcess,
+) -> None:
+    async with websockets.connect(
+        server.ws_url, additional_headers={"X-Forwarded-Proto": "http, https"}
+    ) as connection:
+        error = json.loads(await asyncio.wait_for(connection.recv(), WAIT))
+    assert error["data"]["code"] == 4000
 
 
 async def test_wss_is_taken(
@@ -65,9 +81,8 @@ async def test_wss_is_taken(
 
 
 def test_plain_fallback_session_gets_4000(
-    start_server: Callable[..., ServerProcess],
+    server: ServerProcess,
 ) -> None:
-    server = start_server(CONFIG)
     client = http.client.HTTPConnection(server.host, server.port, timeout=WAIT)
     client.request(
         "POST",

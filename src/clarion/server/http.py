@@ -243,7 +243,9 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.get_extra_info("sslcontext") is not None
         ):
             return True
-        return headers.get("x-forwarded-proto", "").lower() == "https"
+        # Behind several proxies the first value is the client's own scheme.
+        forwarded = headers.get("x-forwarded-proto", "").split(",")[0]
+        return forwarded.strip().lower() == "https"
 
     # httptools callbacks
 
