@@ -496,3 +496,27 @@ def test_fallback_stream_over_https(
     stream.close()
     assert event["event"] == "update"
     assert json.loads(event["data"]) == {"n": 2}
+
+
+def test_console_cookie_secure_over_https(
+    start_tls_server: Callable[..., ServerProcess], tls_files: TlsFiles
+) -> None:
+    """The debug console over https:// limits its cookies to HTTPS."""
+    server = start_tls_server(
+        '[server]\nconsole_token = "a-console-token-of-32-characters"\n'
+        '[[apps]]\nid = "1"\nkey = "app-key"\nsecret = "app-secret"\n'
+    )
+    client = http.client.HTTPSConnection(
+        server.host, server.port, context=tls_files.client_context(), timeout=WAIT
+    )
+    try:
+        client.request("GET", "/console/login")
+        response = client.getresponse()
+        response.read()
+    finally:
+        client.close()
+    assert response.status == 200
+    cookie = response.getheader("Set-Cookie")
+    assert cookie is not None
+    assert "; Secure" in cookie
+    assert "HttpOnly" in cookie

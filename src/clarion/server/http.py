@@ -81,6 +81,9 @@ class Request:
     body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)
     """Query parameters, percent-decoded."""
+    tls: bool = False
+    """Whether the request came over TLS on this server's own socket; a proxy's
+    ``X-Forwarded-Proto`` does not count here (see ``HttpProtocol.is_tls``)."""
 
 
 @dataclass(slots=True)
@@ -131,6 +134,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = "?"
+        self._socket_tls = False
         self._url = b""
         self._headers: dict[str, str] = {}
         self._header_bytes = 0
@@ -152,6 +156,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, so no isinstance check.
         self.transport = cast(asyncio.Transport, transport)
+        self._socket_tls = transport.get_extra_info("sslcontext") is not None
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
@@ -239,9 +244,7 @@ class HttpProtocol(asyncio.Protocol):
         The header is trusted from any client, because a client that sends it
         without TLS only gives up the protection of its own traffic.
         """
-        if self.transport is not None and (
-            self.transport.get_extra_info("sslcontext") is not None
-        ):
+        if self._socket_tls:
             return True
         # Behind several proxies the first value is the client's own scheme.
         forwarded = headers.get("x-forwarded-proto", "").split(",")[0]
@@ -305,6 +308,7 @@ class HttpProtocol(asyncio.Protocol):
             headers=self._headers,
             body=b"".join(self._body),
             params=dict(parse_qsl(query, keep_blank_values=True)),
+            tls=self._socket_tls,
         )
         if self.parser.should_upgrade():
             self._upgrade = request
