@@ -375,6 +375,7 @@ async def test_slow_wss_reader_is_dropped(
         server.host, server.port, context=context, timeout=WAIT
     )
     dropped = f"Dropping connection {slow_socket_id}"
+
     try:
         # At most 2,000 requests of 90 kB: far more than the 4 MiB limit plus
         # the kernel's socket buffers on loopback.
@@ -383,6 +384,7 @@ async def test_slow_wss_reader_is_dropped(
             if dropped in server.log_text():
                 break
         assert dropped in server.log_text()
+
         await asyncio.to_thread(
             send_keep_alive, client, builder.trigger(["news"], "after", "ok")
         )
