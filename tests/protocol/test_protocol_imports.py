@@ -29,6 +29,7 @@ EXPECTED_MODULES = {
     "errors",
     "handshake",
     "messages",
+    "origins",
     "presence",
     "subscriptions",
     "users",

@@ -33,6 +33,17 @@ def add_parser(subparsers: Any) -> None:
         "only there (default 0: /metrics on --port)",
     )
     parser.add_argument(
+        "--tls-cert-file",
+        metavar="FILE",
+        help="PEM certificate chain; serve wss:// and https:// on --port",
+    )
+    parser.add_argument(
+        "--tls-key-file",
+        metavar="FILE",
+        help="PEM private key of --tls-cert-file, unencrypted (default: read it "
+        "from --tls-cert-file)",
+    )
+    parser.add_argument(
         "--log-level",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         type=str.upper,
@@ -78,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
     from clarion.logs import configure_logging
     from clarion.server.app import ListenError, run as run_server
     from clarion.server.config import ConfigError, load_settings
+    from clarion.server.tls import load_tls_context
 
     flags = {
         "host": args.host,
@@ -91,9 +103,14 @@ def run(args: argparse.Namespace) -> int:
         "redis_url": args.redis_url,
         "reuse_port": args.reuse_port,
         "drain_seconds": args.drain_seconds,
+        "tls_cert_file": args.tls_cert_file,
+        "tls_key_file": args.tls_key_file,
     }
     try:
         settings = load_settings(flags=flags, environ=os.environ)
+        # Checked here too, so that a bad file stops the supervisor of
+        # --workers at once instead of every worker over and over.
+        load_tls_context(settings)
     except ConfigError as exc:
         print(f"clarion: {exc}", file=sys.stderr)
         return 2
@@ -107,10 +124,10 @@ def run(args: argparse.Namespace) -> int:
         return supervise(settings.workers, sys.argv[2:], stop_timeout(settings))
     try:
         run_server(settings)
-    except ListenError as exc:
-        print(f"clarion: {exc}", file=sys.stderr)
-        return 1
     except ConfigError as exc:
         print(f"clarion: {exc}", file=sys.stderr)
         return 2
+    except ListenError as exc:
+        print(f"clarion: {exc}", file=sys.stderr)
+        return 1
     return 0

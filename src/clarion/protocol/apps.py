@@ -63,9 +63,15 @@ class App:
     """Send watchlist online and offline events to signed-in users."""
     authorized_connections: bool = False
     """Close connections that do not authorize within ``authorization_timeout``."""
+    require_tls: bool = False
+    """Refuse plain ``ws://`` connections and HTTP sessions with 4000, so that
+    pusher-js reconnects with TLS."""
     limits: Limits = field(default_factory=Limits)
     webhooks: tuple[WebhookTarget, ...] = ()
     """The URLs that receive the app's webhooks; none by default."""
+    allowed_origins: tuple[str, ...] = ()
+    """Origin patterns (``protocol/origins.py``) of the browser pages that may
+    connect; empty allows every origin. Connections from other origins get 4009."""
 
     @property
     def secrets(self) -> tuple[str, ...]:

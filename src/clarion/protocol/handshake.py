@@ -6,14 +6,17 @@ from __future__ import annotations
 import secrets
 
 from clarion.protocol.apps import App
-from clarion.protocol.errors import ConnectionRejected, ErrorCode
+from clarion.protocol.errors import ConnectionRejected, ErrorCode, shorten
+from clarion.protocol.origins import is_origin_allowed
 
 __all__ = [
     "SUPPORTED_PROTOCOLS",
     "app_key_from_path",
     "check_app",
     "check_connection_quota",
+    "check_origin",
     "check_protocol_version",
+    "check_tls",
     "new_socket_id",
 ]
 
@@ -48,6 +51,24 @@ def check_app(app: App | None, key: str) -> App:
     return app
 
 
+def check_origin(app: App, origin: str | None) -> None:
+    """Check the request's ``Origin`` header against the app's allowed origins.
+
+    A request without the header passes. Browsers always send it on WebSocket
+    upgrades and on the fallback's POST requests, while any other client can
+    send whatever it likes. So the check keeps pages of other sites out, and
+    does not authenticate programs.
+
+    Raises:
+        ConnectionRejected: 4009 when the origin matches none of the patterns.
+    """
+    if origin is None or is_origin_allowed(app.allowed_origins, origin):
+        return
+    raise ConnectionRejected(
+        ErrorCode.UNAUTHORIZED, f"Origin {shorten(origin, 60)} is not allowed"
+    )
+
+
 def check_connection_quota(app: App, open_connections: int) -> None:
     """Check that the app has room for one more connection.
 
@@ -79,6 +100,20 @@ def check_protocol_version(raw: str | None) -> int:
             ErrorCode.UNSUPPORTED_PROTOCOL, "Unsupported protocol version"
         )
     return int(raw)
+
+
+def check_tls(app: App, is_tls: bool) -> None:
+    """Check that a connection to an app with ``require_tls`` uses TLS.
+
+    Raises:
+        ConnectionRejected: 4000, on which pusher-js switches to TLS and
+        reconnects at once.
+    """
+    if app.require_tls and not is_tls:
+        raise ConnectionRejected(
+            ErrorCode.TLS_ONLY,
+            "Application only accepts SSL connections, reconnect using wss://",
+        )
 
 
 def new_socket_id() -> str:

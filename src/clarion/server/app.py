@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -26,6 +27,7 @@ from clarion.server.hub import Hub
 from clarion.server.limits import LimitCounter, LocalLimitCounter
 from clarion.server.metrics import Metrics
 from clarion.server.ops import OpsEndpoints
+from clarion.server.tls import load_tls_context
 
 __all__ = ["ListenError", "run", "serve"]
 
@@ -44,10 +46,13 @@ async def serve(
     Setting ``hurry`` during the drain closes the remaining connections at once.
 
     Raises:
-        ConfigError: the app store setting is invalid, or the development app
-        would be served beyond loopback.
+        ConfigError: the app store setting is invalid, the development app
+        would be served beyond loopback, or the TLS certificate or key file
+        cannot be loaded.
         ListenError: a port cannot be opened.
     """
+    # Each process loads the files itself, the workers of --workers included.
+    tls_context = load_tls_context(settings)
     apps = await open_registry(settings)
     hub = Hub(settings, apps, _adapter(settings), limits=_limit_counter(settings))
     apps.on_change = hub.apps_changed
@@ -63,6 +68,7 @@ async def serve(
         settings.port,
         lambda: HttpProtocol(hub, api, sessions, console, ops),
         "--port",
+        tls_context,
     )
     metrics_server = None
     if settings.metrics_port:
@@ -84,9 +90,10 @@ async def serve(
         console.start()
     ports = sorted({sock.getsockname()[1] for sock in server.sockets})
     logger.info(
-        "Listening on %s port %s (WebSocket /app/{key}, HTTP API /apps/{app_id})",
+        "Listening on %s port %s%s (WebSocket /app/{key}, HTTP API /apps/{app_id})",
         settings.host,
         ", ".join(map(str, ports)),
+        " with TLS" if tls_context is not None else "",
     )
     if metrics_server is not None:
         logger.info(
@@ -123,8 +130,10 @@ async def _listen(
     port: int,
     protocol_factory: Callable[[], asyncio.Protocol],
     option: str,
+    tls_context: ssl.SSLContext | None = None,
 ) -> asyncio.Server:
-    """Open a listening socket on ``settings.host`` and ``port``.
+    """Open a listening socket on ``settings.host`` and ``port``, serving TLS
+    when ``tls_context`` is given.
 
     Raises:
         ListenError: the port is taken or the address is invalid; the message
@@ -138,6 +147,12 @@ async def _listen(
             port,
             backlog=4096,
             reuse_port=settings.reuse_port or None,
+            ssl=tls_context,
+            # A peer that never completes the TLS handshake is dropped like one
+            # that never completes an HTTP request.
+            ssl_handshake_timeout=(
+                float(settings.http_idle_timeout) if tls_context else None
+            ),
         )
     except OSError as exc:
         reason = exc.strerror or str(exc)

@@ -11,6 +11,7 @@ from typing import Any
 
 from clarion.logs import LOG_FORMATS
 from clarion.protocol.apps import App, Limits
+from clarion.protocol.origins import parse_origin_pattern
 from clarion.protocol.webhooks import EVENT_TYPES, PUSHER_EVENT_TYPES, WebhookTarget
 
 __all__ = [
@@ -112,6 +113,15 @@ class Settings:
     drain_webhook_seconds: int = 5
     """Seconds a stopping server gives its webhook sender for a last attempt
     at the deliveries due in the outbox; 0 leaves them all for the next start."""
+    tls_cert_file: str = ""
+    """PEM file with the server certificate, then any intermediate
+    certificates. When set, ``port`` serves only TLS (wss:// and https://)."""
+    tls_key_file: str = ""
+    """PEM file with the certificate's private key, not encrypted; empty reads
+    the key from ``tls_cert_file``."""
+    cors_origins: tuple[str, ...] = ("*",)
+    """Origin patterns (``protocol/origins.py``) whose pages may read HTTP API
+    responses; empty sends no CORS headers."""
 
     @property
     def config_apps(self) -> tuple[App, ...]:
@@ -170,6 +180,9 @@ _SERVER_KEYS = {
     "app_refresh_ms": int,
     "drain_seconds": int,
     "drain_webhook_seconds": int,
+    "tls_cert_file": str,
+    "tls_key_file": str,
+    "cors_origins": tuple,
 }
 
 _APP_SWITCHES = (
@@ -178,8 +191,9 @@ _APP_SWITCHES = (
     "subscription_count_events",
     "watchlist_events",
     "authorized_connections",
+    "require_tls",
 )
-_APP_KEYS = {"id", "key", "secret", "webhooks", *_APP_SWITCHES}
+_APP_KEYS = {"id", "key", "secret", "webhooks", "allowed_origins", *_APP_SWITCHES}
 _WEBHOOK_KEYS = {"url", "event_types", "channel_prefix", "headers"}
 _LIMIT_KEYS = {limit.name for limit in fields(Limits)}
 
@@ -262,10 +276,22 @@ def _parse(raw: str, kind: type, variable: str) -> Any:
             raise ConfigError(
                 f"Invalid {variable}={raw!r}: expected an integer"
             ) from None
+    if kind is tuple:
+        # A comma-separated list; an empty value is an empty list.
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
     return raw
 
 
 def _check_type(value: Any, kind: type, name: str) -> Any:
+    if kind is tuple:
+        # A TOML array of strings.
+        if not isinstance(value, list) or not all(
+            isinstance(item, str) for item in value
+        ):
+            raise ConfigError(
+                f"Invalid {name} = {value!r}: expected an array of strings"
+            )
+        return tuple(value)
     # bool is a subclass of int; a TOML boolean is no valid integer setting.
     if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
         raise ConfigError(f"Invalid {name} = {value!r}: expected {kind.__name__}")
@@ -290,6 +316,14 @@ def _apps_from_environ(environ: Mapping[str, str]) -> tuple[App, ...]:
     if "CLARION_APP_CLIENT_EVENTS" in environ:
         table["client_events"] = _parse(
             environ["CLARION_APP_CLIENT_EVENTS"], bool, "CLARION_APP_CLIENT_EVENTS"
+        )
+    if "CLARION_APP_ALLOWED_ORIGINS" in environ:
+        table["allowed_origins"] = list(
+            _parse(
+                environ["CLARION_APP_ALLOWED_ORIGINS"],
+                tuple,
+                "CLARION_APP_ALLOWED_ORIGINS",
+            )
         )
     return (_build_app(table, "CLARION_APP_*"),)
 
@@ -350,6 +384,10 @@ def _build_app(table: Any, where: str) -> App:
         for name in _APP_SWITCHES
         if name in table
     }
+    allowed_origins = _check_type(
+        table.get("allowed_origins", []), tuple, f"{where}.allowed_origins"
+    )
+    _check_origin_patterns(allowed_origins, f"{where}.allowed_origins")
     webhooks = table.get("webhooks", [])
     if not isinstance(webhooks, list):
         raise ConfigError(
@@ -364,8 +402,17 @@ def _build_app(table: Any, where: str) -> App:
             _build_webhook(webhook, f"{where}.webhooks[{index}]")
             for index, webhook in enumerate(webhooks)
         ),
+        allowed_origins=allowed_origins,
         **switches,
     )
+
+
+def _check_origin_patterns(patterns: tuple[str, ...], name: str) -> None:
+    for pattern in patterns:
+        try:
+            parse_origin_pattern(pattern)
+        except ValueError as exc:
+            raise ConfigError(f"Invalid {name}: {exc}") from None
 
 
 def _build_webhook(table: Any, where: str) -> WebhookTarget:
@@ -527,6 +574,12 @@ def _check_operations(settings: Settings) -> None:
             raise ConfigError(
                 f"Invalid {name} = {getattr(settings, name)}: must be 0 or more seconds"
             )
+    if settings.tls_key_file and not settings.tls_cert_file:
+        raise ConfigError(
+            "tls_key_file (CLARION_TLS_KEY_FILE) is set but tls_cert_file "
+            "(CLARION_TLS_CERT_FILE) is not: set both to serve TLS"
+        )
+    _check_origin_patterns(settings.cors_origins, "cors_origins")
     for name in ("max_node_connections", "memory_limit_mb"):
         if getattr(settings, name) < 0:
             raise ConfigError(

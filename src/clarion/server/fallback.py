@@ -29,8 +29,13 @@ from typing import TYPE_CHECKING
 
 from clarion.protocol import messages
 from clarion.protocol.apps import App
-from clarion.protocol.errors import ConnectionRejected, ErrorCode
-from clarion.protocol.handshake import check_app, check_protocol_version
+from clarion.protocol.errors import ConnectionRejected, ErrorCode, shorten
+from clarion.protocol.handshake import (
+    check_app,
+    check_origin,
+    check_protocol_version,
+    check_tls,
+)
 from clarion.server.connection import Connection
 from clarion.server.http import Request, RequestHandler, Response
 from clarion.server.websocket import OutboundMessage
@@ -448,7 +453,9 @@ class HttpSessions:
             return self._send(key, request, cors)
         session = self._sessions.get(key)
         if session is None:
-            session, refusal = self._open(key, request)
+            session, refusal = self._open(
+                key, request, protocol.is_tls(request.headers)
+            )
             if session is None:
                 return _frames_response(refusal, cors)
             if self.hub.settings.redis_url:
@@ -459,24 +466,32 @@ class HttpSessions:
         return None
 
     def _open(
-        self, key: tuple[str, str, str], request: Request
+        self, key: tuple[str, str, str], request: Request, is_tls: bool
     ) -> tuple[HttpSession | None, str]:
         app_key = key[0]
+        app: App | None = None
         try:
             app = check_app(self.hub.apps.find_by_key(app_key), app_key)
+            check_origin(app, request.headers.get("origin"))
             check_protocol_version(request.params.get("protocol"))
+            check_tls(app, is_tls)
+            admitted = app
             session = self.hub.open_connection(
-                app, lambda socket_id: HttpSession(self.hub, app, socket_id, self, key)
+                app,
+                lambda socket_id: HttpSession(self.hub, admitted, socket_id, self, key),
             )
         except ConnectionRejected as exc:
             self.hub.tally.connections_rejected[exc.code] += 1
+            app_id = app.id if app is not None else None
             # The hub logs quota rejections itself, throttled.
             if exc.code != ErrorCode.OVER_CONNECTION_QUOTA:
                 logger.info(
-                    "HTTP session for app key %s rejected with %d: %s",
-                    app_key,
+                    "HTTP session for app key %s%s rejected with %d: %s",
+                    shorten(app_key),
+                    f" (app {app_id})" if app_id is not None else "",
                     exc.code,
                     exc.message,
+                    extra={"app_id": app_id},
                 )
             body = (
                 "o\n"

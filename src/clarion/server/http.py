@@ -17,11 +17,14 @@ from urllib.parse import parse_qsl
 import httptools
 
 from clarion.protocol import messages
-from clarion.protocol.errors import ConnectionRejected, ErrorCode
+from clarion.protocol.apps import App
+from clarion.protocol.errors import ConnectionRejected, ErrorCode, shorten
 from clarion.protocol.handshake import (
     app_key_from_path,
     check_app,
+    check_origin,
     check_protocol_version,
+    check_tls,
 )
 from clarion.server.hub import Hub
 
@@ -78,6 +81,9 @@ class Request:
     body: bytes = b""
     params: dict[str, str] = field(default_factory=dict)
     """Query parameters, percent-decoded."""
+    tls: bool = False
+    """Whether the request came over TLS on this server's own socket; a proxy's
+    ``X-Forwarded-Proto`` does not count here (see ``HttpProtocol.is_tls``)."""
 
 
 @dataclass(slots=True)
@@ -128,6 +134,7 @@ class HttpProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpRequestParser(self)
         self.peer = "?"
+        self._socket_tls = False
         self._url = b""
         self._headers: dict[str, str] = {}
         self._header_bytes = 0
@@ -149,6 +156,7 @@ class HttpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, so no isinstance check.
         self.transport = cast(asyncio.Transport, transport)
+        self._socket_tls = transport.get_extra_info("sslcontext") is not None
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"
@@ -228,6 +236,20 @@ class HttpProtocol(asyncio.Protocol):
         if self._idle_timer is not None:
             self._idle_timer.cancel()
 
+    def is_tls(self, headers: dict[str, str]) -> bool:
+        """Return True when the client reached the server over TLS, either on
+        this socket or through a proxy that terminates TLS and sets
+        ``X-Forwarded-Proto: https``.
+
+        The header is trusted from any client, because a client that sends it
+        without TLS only gives up the protection of its own traffic.
+        """
+        if self._socket_tls:
+            return True
+        # Behind several proxies the first value is the client's own scheme.
+        forwarded = headers.get("x-forwarded-proto", "").split(",")[0]
+        return forwarded.strip().lower() == "https"
+
     # httptools callbacks
 
     def on_message_begin(self) -> None:
@@ -286,6 +308,7 @@ class HttpProtocol(asyncio.Protocol):
             headers=self._headers,
             body=b"".join(self._body),
             params=dict(parse_qsl(query, keep_blank_values=True)),
+            tls=self._socket_tls,
         )
         if self.parser.should_upgrade():
             self._upgrade = request
@@ -404,27 +427,34 @@ class HttpProtocol(asyncio.Protocol):
                 f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
             ).encode()
         )
+        app: App | None = None
         try:
             app_key = app_key_from_path(request.path)
             app = check_app(self.hub.apps.find_by_key(app_key), app_key)
+            check_origin(app, headers.get("origin"))
             check_protocol_version(request.params.get("protocol"))
+            check_tls(app, self.is_tls(headers))
             transport = self.transport
+            admitted = app
             connection = self.hub.open_connection(
                 app,
                 lambda socket_id: WebSocketConnection(
-                    self.hub, app, socket_id, transport
+                    self.hub, admitted, socket_id, transport
                 ),
             )
         except ConnectionRejected as exc:
             self.hub.tally.connections_rejected[exc.code] += 1
+            app_id = app.id if app is not None else None
             # The hub logs quota rejections itself, throttled.
             if exc.code != ErrorCode.OVER_CONNECTION_QUOTA:
                 logger.info(
-                    "WebSocket from %s to %s rejected with %d: %s",
+                    "WebSocket from %s to %s rejected with %d%s: %s",
                     self.peer,
-                    request.path,
+                    shorten(request.path),
                     exc.code,
+                    f" for app {app_id}" if app_id is not None else "",
                     exc.message,
+                    extra={"app_id": app_id},
                 )
             self._reject_websocket(exc)
             return

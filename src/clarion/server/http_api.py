@@ -2,7 +2,8 @@
 
 Checks run in this order: route (404, 405), app (404), signature (401), app
 enabled (403), requests per second (429), JSON body (400), fields (400, 413),
-events per second (429).
+events per second (429). A CORS preflight is answered before them all
+(``cors.py``), and every response carries the CORS headers.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from clarion.protocol.limits import (
     backend_event_count,
     backend_event_rate_error,
 )
+from clarion.server.cors import cors_headers, is_preflight, preflight_response
 from clarion.server.http import Request, RequestHandler, Response, error_response
 from clarion.server.hub import Hub
 
@@ -79,8 +81,13 @@ class HttpApi(RequestHandler):
 
     async def handle(self, request: Request) -> Response:
         response: Response | None = None
+        patterns = self.hub.settings.cors_origins
         try:
+            if patterns and is_preflight(request):
+                response = preflight_response(patterns, request)
+                return response
             response = await self._answer(request)
+            response.headers = (*response.headers, *cors_headers(patterns, request))
             return response
         finally:
             # An exception here becomes a 500 response in the listener.

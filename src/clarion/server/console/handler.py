@@ -358,9 +358,10 @@ class Console:
 
     def _cookie_attributes(self, request: Request) -> str:
         attributes = f"Path={self.path}; HttpOnly; SameSite=Strict"
-        # Behind a TLS-terminating proxy the browser speaks HTTPS, so the
-        # cookie can be limited to it.
-        if request.headers.get("x-forwarded-proto", "").lower() == "https":
+        # Over TLS, on this server's port or at a TLS-terminating proxy, the
+        # browser speaks HTTPS, so the cookie can be limited to it.
+        forwarded = request.headers.get("x-forwarded-proto", "").lower()
+        if request.tls or forwarded == "https":
             attributes += "; Secure"
         return attributes
 

@@ -1,0 +1,125 @@
+"""Origin patterns: which browser origins may connect to an app, or read the
+HTTP API's responses.
+
+A pattern is one of:
+
+- ``*``: every origin;
+- ``https://app.example.com`` or ``http://localhost:3000``: that origin
+  exactly (scheme, host and port; a default port may be written or left out);
+- ``https://*.example.com``: any subdomain of ``example.com``, at any depth,
+  with that scheme and port, but not ``example.com`` itself;
+- ``app.example.com`` or ``*.example.com`` without a scheme: that host, or its
+  subdomains, with any scheme and port.
+
+Hosts compare without regard to case. The origin ``null``, which browsers send
+from sandboxed frames and ``file:`` pages, matches only ``*``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from urllib.parse import urlsplit
+
+__all__ = ["OriginPattern", "is_origin_allowed", "parse_origin_pattern"]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True, slots=True)
+class OriginPattern:
+    """One parsed pattern; ``None`` fields match anything."""
+
+    scheme: str | None
+    host: str | None
+    """The host, or the parent domain when ``subdomains`` is set."""
+    port: int | None
+    subdomains: bool = False
+
+    def matches(self, scheme: str, host: str, port: int | None) -> bool:
+        if self.host is None:
+            return True
+        if self.scheme is not None and (scheme != self.scheme or port != self.port):
+            return False
+        if self.subdomains:
+            return host.endswith("." + self.host)
+        return host == self.host
+
+
+def parse_origin_pattern(text: str) -> OriginPattern:
+    """Parse one pattern of the forms in the module docstring.
+
+    Raises:
+        ValueError: the pattern has a path, a query, user info, an invalid
+        port, an empty host, or a ``*`` anywhere but as the first label.
+    """
+    text = text.strip()
+    if text == "*":
+        return OriginPattern(None, None, None)
+    if "://" in text:
+        scheme, host, port = _split_origin(text)
+    else:
+        if any(character in text for character in "/?#@:"):
+            raise ValueError(
+                f"invalid origin pattern {text!r}: write a host such as "
+                "app.example.com, or an origin such as https://app.example.com"
+            )
+        scheme, host, port = None, text.lower(), None
+    subdomains = host.startswith("*.")
+    if subdomains:
+        host = host[2:]
+    if not host or "*" in host:
+        raise ValueError(
+            f"invalid origin pattern {text!r}: a * may only stand for the "
+            "subdomains, as in https://*.example.com"
+        )
+    return OriginPattern(scheme, host, port, subdomains)
+
+
+def is_origin_allowed(patterns: tuple[str, ...], origin: str) -> bool:
+    """Return True when ``origin``, an ``Origin`` header value, matches one of
+    ``patterns``. An empty ``patterns`` allows every origin."""
+    if not patterns:
+        return True
+    compiled = _compile(patterns)
+    try:
+        scheme, host, port = _split_origin(origin)
+    except ValueError:
+        # Only a pattern that matches everything lets an unparsable origin,
+        # such as "null", through.
+        return any(pattern.host is None for pattern in compiled)
+    return any(pattern.matches(scheme, host, port) for pattern in compiled)
+
+
+@lru_cache(maxsize=1024)
+def _compile(patterns: tuple[str, ...]) -> tuple[OriginPattern, ...]:
+    return tuple(parse_origin_pattern(pattern) for pattern in patterns)
+
+
+def _split_origin(text: str) -> tuple[str, str, int | None]:
+    """Split ``scheme://host[:port]`` into its parts, the port made explicit
+    for http and https.
+
+    Raises:
+        ValueError: ``text`` is not of that form.
+    """
+    parts = urlsplit(text)
+    if (
+        not parts.scheme
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or "@" in parts.netloc
+        or not parts.hostname
+    ):
+        raise ValueError(
+            f"invalid origin {text!r}: expected scheme://host or scheme://host:port"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"invalid origin {text!r}: the port is invalid") from None
+    scheme = parts.scheme.lower()
+    if port is None:
+        port = _DEFAULT_PORTS.get(scheme)
+    return scheme, parts.hostname.lower(), port
