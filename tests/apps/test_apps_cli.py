@@ -298,3 +298,37 @@ def test_sqlite_file_in_data_dir(sqlite_store: StoreTarget) -> None:
     """The default store is apps.sqlite3 in the data directory."""
     sqlite_store.create()
     assert (sqlite_store.directory / "data" / "apps.sqlite3").is_file()
+
+
+def test_origins_and_tls_switch_round_trip(store: StoreTarget) -> None:
+    """--allowed-origins and --require-tls are stored by create, replaced by
+    update, and cleared by an empty --allowed-origins."""
+    app = store.create(
+        "--require-tls", "--allowed-origins", "https://app.example.com, *.example.org"
+    )
+    shown = store.cli("show", app["id"], "--json").json()
+    assert shown["require_tls"] is True
+    assert shown["allowed_origins"] == ["https://app.example.com", "*.example.org"]
+
+    result = store.cli(
+        "update",
+        app["id"],
+        "--no-require-tls",
+        "--allowed-origins",
+        "https://other.example.com",
+    )
+    assert result.returncode == 0, result.stderr
+    shown = store.cli("show", app["id"], "--json").json()
+    assert shown["require_tls"] is False
+    assert shown["allowed_origins"] == ["https://other.example.com"]
+
+    assert store.cli("update", app["id"], "--allowed-origins", "").returncode == 0
+    assert store.cli("show", app["id"], "--json").json()["allowed_origins"] == []
+
+
+def test_bad_origin_pattern_exits_2(sqlite_store: StoreTarget) -> None:
+    """An origin pattern that cannot match a browser origin is refused."""
+    result = sqlite_store.cli("create", "--allowed-origins", "https://exa mple.com")
+    assert result.returncode == 2
+    assert "allowed_origins" in result.stderr
+    assert sqlite_store.cli("list", "--json").json() == []

@@ -16,6 +16,7 @@ from typing import Any
 import pusher
 import pusher.errors
 import pytest
+import websockets
 from clarion_e2e import (
     StdlibBackend,
     WireClient,
@@ -425,3 +426,33 @@ async def test_every_worker_refreshes(
         for started in sqlite_store.started:
             started.stop()
         redis.stop()
+
+
+async def origin_code(server: ServerProcess, key: str, origin: str) -> int | None:
+    """Like ``connect_code``, for a browser page at ``origin``."""
+    async with websockets.connect(
+        ws_url(server, key), origin=websockets.Origin(origin), compression=None
+    ) as connection:
+        message = json.loads(await asyncio.wait_for(connection.recv(), 5))
+    if message["event"] == "pusher:connection_established":
+        return None
+    return int(message["data"]["code"])
+
+
+async def test_allowed_origins_of_store_app(store: StoreTarget) -> None:
+    """Allowed origins set with `clarion apps update` reach the running server:
+    a page at another origin then gets 4009, a listed one connects."""
+    app = store.create()
+    server = store.serve()
+    assert await origin_code(server, app["key"], "https://elsewhere.test") is None
+
+    result = store.cli(
+        "update", app["id"], "--allowed-origins", "https://*.example.com"
+    )
+    assert result.returncode == 0, result.stderr
+
+    refused = await eventually(
+        lambda: origin_code(server, app["key"], "https://elsewhere.test"), 4009
+    )
+    assert refused == 4009
+    assert await origin_code(server, app["key"], "https://shop.example.com") is None

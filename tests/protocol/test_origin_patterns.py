@@ -92,3 +92,11 @@ def test_check_origin_shortens_long_origin() -> None:
     with pytest.raises(ConnectionRejected) as raised:
         check_origin(app, "https://" + "x" * 500 + ".test")
     assert len(raised.value.message) < 123
+
+
+@pytest.mark.parametrize(
+    "pattern", ["https://exa mple.com", "exa\tmple.com", "a\x00.com"]
+)
+def test_pattern_with_space_or_control_character_refused(pattern: str) -> None:
+    with pytest.raises(ValueError, match="space or a control character"):
+        parse_origin_pattern(pattern)

@@ -40,6 +40,11 @@ _SWITCHES = (
         "close connections that do not sign in or subscribe to a private channel "
         "within the authorization timeout",
     ),
+    (
+        "require_tls",
+        "--require-tls",
+        "refuse connections that do not come over TLS (4000)",
+    ),
 )
 
 
@@ -197,6 +202,12 @@ def _add_limit_and_webhook_options(parser: argparse.ArgumentParser) -> None:
         help="URL that receives the app's webhooks; repeatable",
     )
     parser.add_argument(
+        "--allowed-origins",
+        metavar="PATTERNS",
+        help="comma-separated origin patterns of the pages that may connect, "
+        "for example https://*.example.com; an empty value allows every origin",
+    )
+    parser.add_argument(
         "--webhook-events",
         metavar="TYPES",
         help="comma-separated event types for every --webhook "
@@ -274,6 +285,8 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
     webhooks = _webhook_tables(args)
     if webhooks is not None:
         table["webhooks"] = webhooks
+    if args.allowed_origins is not None:
+        table["allowed_origins"] = _split_list(args.allowed_origins)
     app = app_from_table(table, "app")
 
     if app.id in taken_ids or app.key in taken_keys:
@@ -396,6 +409,8 @@ def _update_app(args: argparse.Namespace, settings: Settings, store: AppStore) -
         if getattr(args, name) is not None:
             table[name] = getattr(args, name)
     table.update(_parse_limits(args.limit))
+    if args.allowed_origins is not None:
+        table["allowed_origins"] = _split_list(args.allowed_origins)
     webhooks = _webhook_tables(args)
     if webhooks is not None and args.no_webhooks:
         raise UsageError("Give either --webhook or --no-webhooks, not both")
@@ -433,6 +448,7 @@ def _table_of(app: App) -> dict[str, Any]:
         "watchlist_events": app.watchlist_events,
         **{name: getattr(app, name) for name, _, _ in _SWITCHES},
         **dataclasses.asdict(app.limits),
+        "allowed_origins": list(app.allowed_origins),
     }
     table["webhooks"] = [
         {
@@ -446,6 +462,11 @@ def _table_of(app: App) -> dict[str, Any]:
     return table
 
 
+def _split_list(value: str) -> list[str]:
+    """Return the non-empty items of a comma-separated option value."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
 def _webhook_tables(args: argparse.Namespace) -> list[dict[str, Any]] | None:
     """Return the webhook tables of --webhook and --webhook-events, or None
     when no --webhook is given."""
@@ -455,9 +476,7 @@ def _webhook_tables(args: argparse.Namespace) -> list[dict[str, Any]] | None:
         return None
     webhook: dict[str, Any] = {}
     if args.webhook_events:
-        webhook["event_types"] = [
-            name.strip() for name in args.webhook_events.split(",") if name.strip()
-        ]
+        webhook["event_types"] = _split_list(args.webhook_events)
     return [{"url": url, **webhook} for url in args.webhook]
 
 

@@ -50,12 +50,18 @@ def parse_origin_pattern(text: str) -> OriginPattern:
     """Parse one pattern of the forms in the module docstring.
 
     Raises:
-        ValueError: the pattern has a path, a query, user info, an invalid
-        port, an empty host, or a ``*`` anywhere but as the first label.
+        ValueError: the pattern has a space or control character, a path, a
+        query, user info, an invalid port, an empty host, or a ``*`` anywhere
+        but as the first label.
     """
     text = text.strip()
     if text == "*":
         return OriginPattern(None, None, None)
+    if not text.isprintable() or any(character.isspace() for character in text):
+        raise ValueError(
+            f"invalid origin pattern {text!r}: it contains a space or a control "
+            "character"
+        )
     if "://" in text:
         scheme, host, port = _split_origin(text)
     else:
