@@ -280,3 +280,49 @@ def _sorted_users(read: Callable[[], Any]) -> Callable[[], Any]:
         return {"users": sorted(value["users"], key=lambda user: user["id"])}
 
     return sorted_read
+
+
+async def test_outage_roster_changes_reach_others(
+    start_cluster: Callable[..., Cluster], redis_server: RedisServer, peers: Peers
+) -> None:
+    """Members who leave or join on one node while Redis is down are announced
+    to the other nodes' clients once Redis is back, and the roster agrees."""
+    cluster = start_cluster(2)
+    presence = unique("presence-outage-")
+    observer = await peers.open(cluster.node(0), "observer on node 0")
+    await observer.join_presence(presence, "observer")
+    leaver = await peers.open(cluster.node(1), "leaver on node 1")
+    await leaver.join_presence(presence, "leaver")
+    await observer.wait_for("member_added of leaver", _member_event("added", "leaver"))
+
+    redis_server.kill()
+    await leaver.close()
+    joiner = await peers.open(cluster.node(1), "joiner on node 1")
+    await joiner.join_presence(presence, "joiner")
+    redis_server.start()
+
+    await observer.wait_for(
+        "member_removed of leaver",
+        _member_event("removed", "leaver"),
+        timeout=RECOVERY_TIMEOUT,
+    )
+    await observer.wait_for(
+        "member_added of joiner",
+        _member_event("added", "joiner"),
+        timeout=RECOVERY_TIMEOUT,
+    )
+    api = cluster.api(0)
+
+    async def users() -> object:
+        return await read_json(api, f"/channels/{presence}/users")
+
+    expected_users = {"users": [{"id": "joiner"}, {"id": "observer"}]}
+    listed = await wait_until_http(
+        "roster after the outage", _sorted_users(users), expected_users, STALL_RECOVERY
+    )
+    assert listed == expected_users, cluster.logs()
+
+
+def _member_event(kind: str, user_id: str) -> Callable[[Any], bool]:
+    event = f"pusher_internal:member_{kind}"
+    return lambda f: f.event == event and frame_data(f)["user_id"] == user_id

@@ -424,11 +424,6 @@ class Hub:
         added = messages.member_added(channel, user_id, user_info)
         await self.adapter.publish(app_id, channel, OutboundMessage(added))
 
-    async def member_gone(self, app_id: str, channel: str, user_id: str) -> None:
-        # The member_removed webhook went out when the member left.
-        removed = messages.member_removed(channel, user_id)
-        await self.adapter.publish(app_id, channel, OutboundMessage(removed))
-
     async def subscription_count_changed(self, app_id: str, channel: str) -> None:
         app = self.apps.find_by_id(app_id)
         if app is not None:

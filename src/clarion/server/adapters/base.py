@@ -110,10 +110,6 @@ class ClusterListener(Protocol):
         """Announce a member that other nodes had dropped and that came back after an
         outage."""
 
-    async def member_gone(self, app_id: str, channel: str, user_id: str) -> None:
-        """Announce a member whose last connection left this node while Redis was
-        unreachable, which only this node's clients saw at the time."""
-
     def channel_vacated(self, app_id: str, channel: str) -> None:
         """Handle the last subscribers of ``channel`` dying with a node."""
 

@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Iterable, Mapping
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from clarion.protocol import messages
 from clarion.protocol.errors import SubscriptionError
 from clarion.protocol.presence import Member
 from clarion.server.adapters.base import (
@@ -381,6 +382,10 @@ class RedisAdapter:
         self._epoch = ""
         """The token of this node's share in Redis; see ``STALE_SHARE``."""
         self._gate = _ShareGate()
+        self._missed: dict[str, Member | None] = {}
+        """Roster changes made in local state only, which other nodes' clients
+        have not seen: by member field, the member who joined, or None for one
+        who left."""
         self._closing = False
         self._ready = asyncio.Event()
         """Set once the first heartbeat has written this node's share."""
@@ -536,14 +541,17 @@ class RedisAdapter:
 
         Announces to every node's clients the members whom the shared roster
         lacked before and has now: other nodes removed them as dead, Redis lost
-        them, or they joined during an outage. Also announces those it had only
-        through this node and lacks now, because they left during an outage. A
-        member present both before and after is not announced.
+        them, or they joined during an outage. Then tells the other nodes'
+        clients of the members who joined or left here while Redis was
+        unreachable, unless that was just announced or the roster still lists
+        a member who left here. A member present both before and after is not
+        announced.
         """
         async with self._gate.rewrite():
             # A change made while the gate is closed waits for the rewrite; one
             # made before, in local state only, is in the snapshot below.
             self._resync_needed = False
+            missed, self._missed = self._missed, {}
             epoch = uuid.uuid4().hex
             _, before, _, _ = await self._remove_node(
                 keys=self._node_keys(self.node_id),
@@ -565,15 +573,35 @@ class RedisAdapter:
                 await listener.member_rejoined(
                     app_id, channel, member.user_id, member.user_info
                 )
-            for field in left:
-                app_id, channel, user_id = field.split(_SEPARATOR)
-                await listener.member_gone(app_id, channel, user_id)
+        announced = {
+            _SEPARATOR.join((app_id, channel, member.user_id))
+            for app_id, channel, member in returned
+        }
+        for field in left:
+            missed[field] = None
+        for field, joined in missed.items():
+            if field not in announced:
+                await self._announce_missed(field, joined)
         logger.info(
             "Node %s wrote its %d subscription(s) and %d user(s) to Redis",
             self.node_id,
             restored,
             len(self._local_users),
         )
+
+    async def _announce_missed(self, field: str, joined: Member | None) -> None:
+        """Send other nodes' clients ``member_added`` for ``joined``, or
+        ``member_removed`` when ``joined`` is None and the member has no
+        connection left in the cluster. This node's clients saw the change
+        when it happened."""
+        app_id, channel, user_id = field.split(_SEPARATOR)
+        if joined is not None:
+            text = messages.member_added(channel, user_id, joined.user_info)
+        elif await self._redis.hexists(self._members_key(app_id, channel), user_id):
+            return
+        else:
+            text = messages.member_removed(channel, user_id)
+        await self._broadcast("m", app_id, channel, "", text)
 
     async def _rewrite_share(
         self, before: set[str]
@@ -740,7 +768,7 @@ class RedisAdapter:
     ) -> Subscribed:
         if not self._healthy:
             self._resync_needed = True
-            return await self.local.add_subscription(
+            return await self._add_locally(
                 app_id, channel, subscriber, member, max_members
             )
         try:
@@ -749,7 +777,7 @@ class RedisAdapter:
             )
         except RedisError as exc:
             self._mark_unhealthy(exc)
-            return await self.local.add_subscription(
+            return await self._add_locally(
                 app_id, channel, subscriber, member, max_members
             )
         await self.local.add_subscription(app_id, channel, subscriber, member, 2**31)
@@ -760,6 +788,21 @@ class RedisAdapter:
             cancelled_vacated=occupied == 2,
             cancelled_removed=added == 2,
         )
+
+    async def _add_locally(
+        self,
+        app_id: str,
+        channel: str,
+        subscriber: Subscriber,
+        member: Member | None,
+        max_members: int,
+    ) -> Subscribed:
+        result = await self.local.add_subscription(
+            app_id, channel, subscriber, member, max_members
+        )
+        if result.member_added and member is not None:
+            self._missed[_SEPARATOR.join((app_id, channel, member.user_id))] = member
+        return result
 
     async def _run_subscribe(
         self, app_id: str, channel: str, member: Member | None, max_members: int
@@ -829,7 +872,7 @@ class RedisAdapter:
         local, member_id = self.local.leave(app_id, channel, subscriber)
         if not self._healthy:
             self._resync_needed = True
-            return local
+            return self._left_locally(app_id, channel, local)
         user_id = member_id or ""
         try:
             vacated, removed = await self._unsubscribe(
@@ -854,8 +897,16 @@ class RedisAdapter:
             )
         except RedisError as exc:
             self._mark_unhealthy(exc)
-            return local
+            return self._left_locally(app_id, channel, local)
         return Unsubscribed(bool(vacated), user_id if removed else None, held=True)
+
+    def _left_locally(
+        self, app_id: str, channel: str, result: Unsubscribed
+    ) -> Unsubscribed:
+        if result.removed_user_id is not None:
+            field = _SEPARATOR.join((app_id, channel, result.removed_user_id))
+            self._missed[field] = None
+        return result
 
     async def claim_held_webhook(
         self, app_id: str, channel: str, user_id: str | None
