@@ -346,3 +346,32 @@ async def test_held_vacated_survives_killed_node(
 async def _occupied(cluster: Cluster, channel: str) -> object:
     channel_info = await read_json(cluster.api(1), f"/channels/{channel}")
     return channel_info["occupied"]
+
+
+async def test_stopped_node_leaves_holds(
+    start_cluster: Callable[..., Cluster],
+    webhook_receiver: WebhookReceiver,
+    peers: Peers,
+    tmp_path: Path,
+) -> None:
+    """A client that moves to another node when its node stops (a rolling
+    restart) within the delay causes no vacated or second occupied webhook."""
+    delay_ms = 2000
+    config = node_config(
+        tmp_path / "data",
+        server={"webhook_batch_ms": BATCH_MS, "webhook_delay_ms": delay_ms},
+        webhook_url=webhook_receiver.url,
+    )
+    cluster = start_cluster(2, config)
+    channel = unique("restarted-")
+    before = await peers.open(cluster.node(0), "client of the stopping node")
+    await before.subscribe(channel)
+    await webhook_receiver.wait_for("channel_occupied", about(channel))
+
+    cluster.node(0).stop()
+    after = await peers.open(cluster.node(1), "client after the restart")
+    await after.subscribe(channel)
+    await asyncio.sleep(delay_ms / 1000 + SETTLE_SECONDS)
+
+    names = [event["name"] for event in webhook_receiver.matching(about(channel))]
+    assert names == ["channel_occupied"], webhook_receiver.events()

@@ -110,10 +110,14 @@ class Webhooks:
 
     async def stop(self) -> None:
         """Write waiting batches to the outbox and stop sending. Delayed vacated
-        and removed events are sent at once rather than lost."""
+        and removed events are sent at once rather than lost, except shared
+        holds: they stay in the cluster's state, where a subscription on
+        another node can still cancel them, or another node sends them once
+        they are overdue."""
         for delayed in list(self._delayed.values()):
             delayed.timer.cancel()
-            delayed.fire()
+            if not delayed.shared:
+                delayed.fire()
         if self._claims:
             await asyncio.wait(list(self._claims), timeout=5)
         for app_id in list(self._flush_timers):
