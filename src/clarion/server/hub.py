@@ -413,9 +413,8 @@ class Hub:
         app = self.apps.find_by_id(app_id)
         if app is None:
             return
-        removed = messages.member_removed(channel, user_id)
-        await self.adapter.publish(app_id, channel, OutboundMessage(removed))
-        # The adapter held the webhook when it removed the dead node's share.
+        # The adapter sent member_removed to the clients, and held the webhook,
+        # when it removed the dead node's share.
         self.webhooks.member_removed(app, channel, user_id, held=True)
 
     async def member_rejoined(

@@ -102,7 +102,7 @@ class ClusterListener(Protocol):
 
     async def member_left(self, app_id: str, channel: str, user_id: str) -> None:
         """Handle the last connections of ``user_id`` in ``channel`` dying with a
-        node."""
+        node. The adapter has sent ``member_removed`` to the clients."""
 
     async def member_rejoined(
         self, app_id: str, channel: str, user_id: str, user_info: object

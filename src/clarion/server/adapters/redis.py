@@ -203,7 +203,10 @@ return 0
 # cleaned up once. When ARGV[5] is not empty, the node starts a new share at
 # once: ARGV[5] becomes its epoch and ARGV[6] its heartbeat. When ARGV[7] is not
 # empty, the channels left empty and the members who left are held in KEYS[6]
-# until ARGV[7], as the unsubscribe script holds them.
+# until ARGV[7], as the unsubscribe script holds them. When ARGV[8] is not
+# empty, each member who left is published on the bus ARGV[8] from node
+# ARGV[9]. Publishing here orders these departures before anything that the
+# removed node publishes once it notices the removal.
 # Returns the channels left empty, the presence members who left, the users
 # left with no connection, and the channels that lost subscribers but are still
 # occupied, each as flat lists of fields.
@@ -251,6 +254,9 @@ for i = 1, #members, 2 do
     redis.call('HDEL', prefix .. ':' .. parts[1] .. ':members:' .. parts[2], parts[3])
     if ARGV[7] ~= '' then
       redis.call('ZADD', KEYS[6], ARGV[7], 'r\\n' .. members[i])
+    end
+    if ARGV[8] ~= '' then
+      redis.call('PUBLISH', ARGV[8], 'd\\n' .. ARGV[9] .. '\\n' .. members[i])
     end
     table.insert(removed, members[i])
   end
@@ -464,7 +470,7 @@ class RedisAdapter:
         try:
             await self._remove_node(
                 keys=self._node_keys(self.node_id),
-                args=[self.node_id, 0, "force", self.prefix, "", 0, ""],
+                args=[self.node_id, 0, "force", self.prefix, "", 0, "", "", ""],
             )
         except RedisError as exc:
             logger.warning("Could not remove node %s from Redis: %s", self.node_id, exc)
@@ -563,6 +569,8 @@ class RedisAdapter:
                     epoch,
                     time.time(),
                     "",
+                    "",
+                    "",
                 ],
             )
             self._epoch = epoch
@@ -650,6 +658,8 @@ class RedisAdapter:
                     "",
                     0,
                     repr(time.time() + self.webhook_delay),
+                    self._bus,
+                    self.node_id,
                 ],
             )
             if vacated or removed or offline:
@@ -715,10 +725,16 @@ class RedisAdapter:
 
     async def _receive(self, raw: str) -> None:
         kind, origin, body = raw.split(_SEPARATOR, 2)
-        if origin == self.node_id:
+        if origin == self.node_id and kind != "d":
             return
         try:
-            if kind == "m":
+            if kind == "d":
+                # A dead node's member left. The removal script published this,
+                # so every node, the remover too, delivers it in the bus's order.
+                app_id, channel, user_id = body.split(_SEPARATOR)
+                text = messages.member_removed(channel, user_id)
+                await self.local.publish(app_id, channel, OutboundMessage(text))
+            elif kind == "m":
                 app_id, channel, except_socket_id, text = body.split(_SEPARATOR, 3)
                 await self.local.publish(
                     app_id, channel, OutboundMessage(text), except_socket_id or None
