@@ -7,7 +7,6 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from cluster_harness import (
     HEARTBEAT_INTERVAL,
     REMOVAL_SLACK,
@@ -113,13 +112,6 @@ async def test_user_webhooks_fire_once(
     assert names == ["user_online", "user_offline"], events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Known gap: cache_miss is de-duplicated per node, so each node "
-        "sends one (docs/cluster.md)"
-    ),
-)
 async def test_cache_miss_webhook_once(
     start_cluster: Callable[..., Cluster],
     webhook_receiver: WebhookReceiver,
@@ -230,13 +222,6 @@ async def test_outbox_survives_killed_node(
     assert len(occupied) == 1, webhook_receiver.events()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Known gap: the vacated delay is kept per node, so a rejoin on "
-        "another node sends occupied and vacated (docs/cluster.md)"
-    ),
-)
 async def test_quick_reoccupy_sends_no_webhooks(
     start_cluster: Callable[..., Cluster],
     webhook_receiver: WebhookReceiver,
@@ -270,6 +255,121 @@ async def test_quick_reoccupy_sends_no_webhooks(
 
     await wait_until_http("the channel is vacated", occupied, False)
     after = await peers.open(cluster.node(1), "page after the reload")
+    await after.subscribe(channel)
+    await asyncio.sleep(delay_ms / 1000 + SETTLE_SECONDS)
+
+    names = [event["name"] for event in webhook_receiver.matching(about(channel))]
+    assert names == ["channel_occupied"], webhook_receiver.events()
+
+
+async def test_member_moving_nodes_sends_no_webhooks(
+    start_cluster: Callable[..., Cluster],
+    webhook_receiver: WebhookReceiver,
+    peers: Peers,
+    tmp_path: Path,
+) -> None:
+    """A member who leaves on one node and rejoins on another within the delay
+    causes neither member_removed nor a second member_added."""
+    delay_ms = 2000
+    config = node_config(
+        tmp_path / "data",
+        server={"webhook_batch_ms": BATCH_MS, "webhook_delay_ms": delay_ms},
+        webhook_url=webhook_receiver.url,
+    )
+    cluster = start_cluster(2, config)
+    channel = unique("presence-moving-")
+    user = unique("mover-")
+    stayer = await peers.open(cluster.node(0), "member who stays on node 0")
+    await stayer.join_presence(channel, "stayer")
+    before = await peers.open(cluster.node(0), "mover on node 0")
+    await before.join_presence(channel, user)
+    await webhook_receiver.wait_for(
+        "member_added of the mover",
+        lambda e: e["name"] == "member_added" and e.get("user_id") == user,
+    )
+
+    await before.close()
+    await stayer.wait_for(
+        "member_removed of the mover",
+        lambda f: f.event == "pusher_internal:member_removed",
+    )
+    after = await peers.open(cluster.node(1), "mover on node 1")
+    await after.join_presence(channel, user)
+    await asyncio.sleep(delay_ms / 1000 + SETTLE_SECONDS)
+
+    events = webhook_receiver.matching(
+        lambda e: e.get("channel") == channel and e.get("user_id") == user
+    )
+    names = [event["name"] for event in events]
+    assert names == ["member_added"], webhook_receiver.events()
+
+
+async def test_held_vacated_survives_killed_node(
+    start_cluster: Callable[..., Cluster],
+    webhook_receiver: WebhookReceiver,
+    peers: Peers,
+    tmp_path: Path,
+) -> None:
+    """A channel_vacated held by a node killed within the delay is sent once by
+    another node, after the delay and node_timeout."""
+    delay_ms = 1000
+    config = node_config(
+        tmp_path / "data",
+        node_timeout=NODE_TIMEOUT,
+        server={"webhook_batch_ms": BATCH_MS, "webhook_delay_ms": delay_ms},
+        webhook_url=webhook_receiver.url,
+    )
+    cluster = start_cluster(2, config)
+    channel = unique("orphaned-")
+    peer = await peers.open(cluster.node(0), "peer on node 0")
+    await peer.subscribe(channel)
+    await webhook_receiver.wait_for("channel_occupied", about(channel))
+
+    await peer.close()
+    await wait_until_http(
+        "the channel is vacated",
+        lambda: _occupied(cluster, channel),
+        False,
+    )
+    kill_node(cluster.node(0))
+    await webhook_receiver.wait_for(
+        "channel_vacated from node 1",
+        lambda e: e["name"] == "channel_vacated" and e.get("channel") == channel,
+        timeout=delay_ms / 1000 + NODE_TIMEOUT + REMOVAL_SLACK + 2,
+    )
+    await asyncio.sleep(SETTLE_SECONDS + HEARTBEAT_INTERVAL)
+
+    names = [event["name"] for event in webhook_receiver.matching(about(channel))]
+    assert names == ["channel_occupied", "channel_vacated"], webhook_receiver.events()
+
+
+async def _occupied(cluster: Cluster, channel: str) -> object:
+    channel_info = await read_json(cluster.api(1), f"/channels/{channel}")
+    return channel_info["occupied"]
+
+
+async def test_stopped_node_leaves_holds(
+    start_cluster: Callable[..., Cluster],
+    webhook_receiver: WebhookReceiver,
+    peers: Peers,
+    tmp_path: Path,
+) -> None:
+    """A client that moves to another node when its node stops (a rolling
+    restart) within the delay causes no vacated or second occupied webhook."""
+    delay_ms = 2000
+    config = node_config(
+        tmp_path / "data",
+        server={"webhook_batch_ms": BATCH_MS, "webhook_delay_ms": delay_ms},
+        webhook_url=webhook_receiver.url,
+    )
+    cluster = start_cluster(2, config)
+    channel = unique("restarted-")
+    before = await peers.open(cluster.node(0), "client of the stopping node")
+    await before.subscribe(channel)
+    await webhook_receiver.wait_for("channel_occupied", about(channel))
+
+    cluster.node(0).stop()
+    after = await peers.open(cluster.node(1), "client after the restart")
     await after.subscribe(channel)
     await asyncio.sleep(delay_ms / 1000 + SETTLE_SECONDS)
 

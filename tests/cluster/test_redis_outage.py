@@ -14,7 +14,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cluster_harness import (
     HEARTBEAT_INTERVAL,
     Cluster,
@@ -212,13 +211,6 @@ async def test_unresponsive_redis_keeps_local_service(
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "Known gap, not always seen: after a Redis stall longer than "
-        "node_timeout, a member of one node can stay missing from the roster"
-    ),
-)
 async def test_long_redis_stall_keeps_rosters(
     start_cluster: Callable[..., Cluster],
     redis_server: RedisServer,
@@ -253,7 +245,9 @@ async def test_long_redis_stall_keeps_rosters(
     async def users() -> object:
         return await read_json(api, f"/channels/{presence}/users")
 
-    expected_users = {"users": [{"id": "observer"}, {"id": member}]}
+    expected_users = {
+        "users": sorted([{"id": "observer"}, {"id": member}], key=lambda u: u["id"])
+    }
     listed = await wait_until_http(
         "both members listed", _sorted_users(users), expected_users, STALL_RECOVERY
     )
@@ -286,3 +280,49 @@ def _sorted_users(read: Callable[[], Any]) -> Callable[[], Any]:
         return {"users": sorted(value["users"], key=lambda user: user["id"])}
 
     return sorted_read
+
+
+async def test_outage_roster_changes_reach_others(
+    start_cluster: Callable[..., Cluster], redis_server: RedisServer, peers: Peers
+) -> None:
+    """Members who leave or join on one node while Redis is down are announced
+    to the other nodes' clients once Redis is back, and the roster agrees."""
+    cluster = start_cluster(2)
+    presence = unique("presence-outage-")
+    observer = await peers.open(cluster.node(0), "observer on node 0")
+    await observer.join_presence(presence, "observer")
+    leaver = await peers.open(cluster.node(1), "leaver on node 1")
+    await leaver.join_presence(presence, "leaver")
+    await observer.wait_for("member_added of leaver", _member_event("added", "leaver"))
+
+    redis_server.kill()
+    await leaver.close()
+    joiner = await peers.open(cluster.node(1), "joiner on node 1")
+    await joiner.join_presence(presence, "joiner")
+    redis_server.start()
+
+    await observer.wait_for(
+        "member_removed of leaver",
+        _member_event("removed", "leaver"),
+        timeout=RECOVERY_TIMEOUT,
+    )
+    await observer.wait_for(
+        "member_added of joiner",
+        _member_event("added", "joiner"),
+        timeout=RECOVERY_TIMEOUT,
+    )
+    api = cluster.api(0)
+
+    async def users() -> object:
+        return await read_json(api, f"/channels/{presence}/users")
+
+    expected_users = {"users": [{"id": "joiner"}, {"id": "observer"}]}
+    listed = await wait_until_http(
+        "roster after the outage", _sorted_users(users), expected_users, STALL_RECOVERY
+    )
+    assert listed == expected_users, cluster.logs()
+
+
+def _member_event(kind: str, user_id: str) -> Callable[[Any], bool]:
+    event = f"pusher_internal:member_{kind}"
+    return lambda f: f.event == event and frame_data(f)["user_id"] == user_id

@@ -202,6 +202,7 @@ def _adapter(settings: Settings) -> Adapter:
         settings.redis_url,
         prefix=settings.redis_prefix,
         node_timeout=settings.node_timeout,
+        webhook_delay=settings.webhook_delay_ms / 1000,
     )
 
 

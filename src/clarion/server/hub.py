@@ -23,7 +23,7 @@ from clarion.protocol.errors import (
 from clarion.protocol.handshake import check_connection_quota, new_socket_id
 from clarion.protocol.messages import ClientMessage, parse_client_message
 from clarion.protocol.subscriptions import check_client_event, check_subscribe
-from clarion.server.adapters import Adapter
+from clarion.server.adapters import Adapter, CacheMiss
 from clarion.server.apps import AppChanges, AppRegistry
 from clarion.server.config import Settings
 from clarion.server.connection import Connection
@@ -73,6 +73,7 @@ class Hub:
         self.monitor = Monitor()
         self.webhooks = webhooks or Webhooks(settings, apps)
         self.webhooks.monitor = self.monitor
+        self.webhooks.claim_held = adapter.claim_held_webhook
         self.users = Users(adapter, self.webhooks)
         self.counts = SubscriptionCounts(adapter, self.spawn, self.webhooks)
 
@@ -355,12 +356,19 @@ class Hub:
             connection.authorized = True
         connection.send_text(messages.subscription_succeeded(channel, result.roster))
         if result.occupied:
-            self.webhooks.channel_occupied(app, channel)
+            self.webhooks.channel_occupied(
+                app, channel, cancelled_vacated=result.cancelled_vacated
+            )
         if is_cache_channel(channel):
             await self._send_cached_event(connection, channel)
         if result.member_added and request.member is not None:
             member = request.member
-            self.webhooks.member_added(app, channel, member.user_id)
+            self.webhooks.member_added(
+                app,
+                channel,
+                member.user_id,
+                cancelled_removed=result.cancelled_removed,
+            )
             added = messages.member_added(channel, member.user_id, member.user_info)
             await self.adapter.publish(
                 app.id, channel, OutboundMessage(added), connection.socket_id
@@ -376,10 +384,14 @@ class Hub:
         )
 
     async def _send_cached_event(self, connection: Connection, channel: str) -> None:
-        cached = await self.adapter.get_cache(connection.app.id, channel)
-        if cached is None:
+        app = connection.app
+        cached = await self.adapter.get_cache_or_miss(
+            app.id, channel, record_miss=self.webhooks.wants(app, "cache_miss")
+        )
+        if isinstance(cached, CacheMiss):
             connection.send_text(messages.cache_miss(channel))
-            self.webhooks.cache_miss(connection.app, channel)
+            if cached.first:
+                self.webhooks.cache_miss(app, channel)
         else:
             connection.send_text(
                 messages.channel_event(cached.event, channel, cached.data)
@@ -390,16 +402,23 @@ class Hub:
             return
         del connection.subscriptions[channel]
         self.tally.subscriptions[classify(channel).value] -= 1
-        app_id = connection.app.id
-        result = await self.adapter.remove_subscription(app_id, channel, connection)
+        app = connection.app
+        app_id = app.id
+        result = await self.adapter.remove_subscription(
+            app_id,
+            channel,
+            connection,
+            hold_vacated=self.webhooks.holds(app, channel, "channel_vacated"),
+            hold_removed=self.webhooks.holds(app, channel, "member_removed"),
+        )
         if result.removed_user_id is not None:
             removed = messages.member_removed(channel, result.removed_user_id)
             await self.adapter.publish(app_id, channel, OutboundMessage(removed))
             self.webhooks.member_removed(
-                connection.app, channel, result.removed_user_id
+                app, channel, result.removed_user_id, held=result.held
             )
         if result.vacated:
-            self.webhooks.channel_vacated(connection.app, channel)
+            self.webhooks.channel_vacated(app, channel, held=result.held)
         await self.counts.changed(connection.app, channel)
         logger.debug(
             "Connection %s unsubscribed from %s", connection.socket_id, channel
@@ -453,7 +472,6 @@ class Hub:
                 await self.adapter.set_cache(
                     app.id, channel, request.name, request.data, app.limits.cache_ttl
                 )
-                self.webhooks.cache_filled(app, channel)
 
     # Events from the cluster
 
@@ -461,9 +479,9 @@ class Hub:
         app = self.apps.find_by_id(app_id)
         if app is None:
             return
-        removed = messages.member_removed(channel, user_id)
-        await self.adapter.publish(app_id, channel, OutboundMessage(removed))
-        self.webhooks.member_removed(app, channel, user_id)
+        # The adapter sent member_removed to the clients, and held the webhook,
+        # when it removed the dead node's share.
+        self.webhooks.member_removed(app, channel, user_id, held=True)
 
     async def member_rejoined(
         self, app_id: str, channel: str, user_id: str, user_info: object
@@ -479,7 +497,14 @@ class Hub:
     def channel_vacated(self, app_id: str, channel: str) -> None:
         app = self.apps.find_by_id(app_id)
         if app is not None:
-            self.webhooks.channel_vacated(app, channel)
+            self.webhooks.channel_vacated(app, channel, held=True)
+
+    def held_webhook_overdue(
+        self, app_id: str, channel: str, user_id: str | None
+    ) -> None:
+        app = self.apps.find_by_id(app_id)
+        if app is not None:
+            self.webhooks.send_overdue(app, channel, user_id)
 
     async def user_left(self, app_id: str, user_id: str) -> None:
         app = self.apps.find_by_id(app_id)

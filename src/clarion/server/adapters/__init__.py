@@ -3,6 +3,7 @@
 from clarion.server.adapters.base import (
     Adapter,
     CachedEvent,
+    CacheMiss,
     ChannelInfo,
     ClusterListener,
     Subscribed,
@@ -14,6 +15,7 @@ from clarion.server.adapters.local import LocalAdapter
 __all__ = [
     "Adapter",
     "CachedEvent",
+    "CacheMiss",
     "ChannelInfo",
     "ClusterListener",
     "LocalAdapter",

@@ -18,6 +18,7 @@ __all__ = [
     "Adapter",
     "ClusterListener",
     "CachedEvent",
+    "CacheMiss",
     "ChannelInfo",
     "Subscribed",
     "Subscriber",
@@ -47,6 +48,12 @@ class Subscribed:
     """This connection is its user's first in the presence channel."""
     roster: dict[str, object] | None
     """Presence channels: user id to ``user_info`` of every member, this one too."""
+    cancelled_vacated: bool = False
+    """The channel was vacated within the webhook delay, anywhere in the cluster,
+    and this subscription cancelled the held ``channel_vacated`` webhook, so
+    ``channel_occupied`` is not due either."""
+    cancelled_removed: bool = False
+    """The same for the member's held ``member_removed`` and ``member_added``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,10 @@ class Unsubscribed:
     """The channel has no subscriber left."""
     removed_user_id: str | None
     """Presence channels: the user whose last connection in the channel left."""
+    held: bool = False
+    """The requested holds of the ``channel_vacated`` and ``member_removed``
+    webhooks are recorded in the shared state, where a subscription on any node
+    cancels them; the sender must claim each with ``claim_held_webhook``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +78,15 @@ class CachedEvent:
     data: str
     ttl: int
     """Whole seconds left before it expires."""
+
+
+@dataclass(frozen=True, slots=True)
+class CacheMiss:
+    """A cache channel with no unexpired event, as a new subscriber finds it."""
+
+    first: bool
+    """No miss was recorded since the channel's last cached event, so the
+    ``cache_miss`` webhook is due."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +102,7 @@ class ClusterListener(Protocol):
 
     async def member_left(self, app_id: str, channel: str, user_id: str) -> None:
         """Handle the last connections of ``user_id`` in ``channel`` dying with a
-        node."""
+        node. The adapter has sent ``member_removed`` to the clients."""
 
     async def member_rejoined(
         self, app_id: str, channel: str, user_id: str, user_info: object
@@ -92,6 +112,12 @@ class ClusterListener(Protocol):
 
     def channel_vacated(self, app_id: str, channel: str) -> None:
         """Handle the last subscribers of ``channel`` dying with a node."""
+
+    def held_webhook_overdue(
+        self, app_id: str, channel: str, user_id: str | None
+    ) -> None:
+        """Send at once a held ``channel_vacated`` (``user_id`` None) or
+        ``member_removed`` webhook whose holder did not send it in time."""
 
     async def subscription_count_changed(self, app_id: str, channel: str) -> None:
         """Handle a dead node's subscribers leaving ``channel``, which others still
@@ -134,8 +160,28 @@ class Adapter(Protocol):
         """
 
     async def remove_subscription(
-        self, app_id: str, channel: str, subscriber: Subscriber
-    ) -> Unsubscribed: ...
+        self,
+        app_id: str,
+        channel: str,
+        subscriber: Subscriber,
+        *,
+        hold_vacated: bool = False,
+        hold_removed: bool = False,
+    ) -> Unsubscribed:
+        """Remove ``subscriber`` from ``channel``.
+
+        ``hold_vacated`` and ``hold_removed`` ask a shared adapter to hold the
+        matching webhook for the webhook delay, so that a subscription within
+        the delay on any node can cancel it (see ``Unsubscribed.held``). The
+        in-process adapter ignores them: the webhook sender holds the events.
+        """
+
+    async def claim_held_webhook(
+        self, app_id: str, channel: str, user_id: str | None
+    ) -> bool:
+        """Take a held ``channel_vacated`` (``user_id`` None) or ``member_removed``
+        webhook out of the shared state; return whether it was still held, in
+        which case the caller sends it."""
 
     async def publish(
         self,
@@ -165,6 +211,14 @@ class Adapter(Protocol):
 
     async def get_cache(self, app_id: str, channel: str) -> CachedEvent | None:
         """Return the channel's unexpired last event, if any."""
+
+    async def get_cache_or_miss(
+        self, app_id: str, channel: str, record_miss: bool
+    ) -> CachedEvent | CacheMiss:
+        """Return the channel's unexpired last event for a new subscriber, or a
+        miss. With ``record_miss``, the first miss since the channel's last
+        cached event is recorded and returned with ``first`` set; ``set_cache``
+        clears the record."""
 
     # Signed-in users
 

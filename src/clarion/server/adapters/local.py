@@ -10,6 +10,7 @@ from clarion.protocol.errors import SubscriptionError
 from clarion.protocol.presence import Member
 from clarion.server.adapters.base import (
     CachedEvent,
+    CacheMiss,
     ChannelInfo,
     ClusterListener,
     Subscribed,
@@ -49,6 +50,8 @@ class LocalAdapter:
         self._cache: dict[tuple[str, str], tuple[str, str, float]] = {}
         self._next_cache_purge = 1024
         """(app id, channel) to (event, data, expiry as Unix time)."""
+        self._cache_misses: set[tuple[str, str]] = set()
+        """Cache channels whose miss was recorded since their last cached event."""
         self._users: dict[str, dict[str, dict[str, Subscriber]]] = {}
         """App id to user id to the user's signed-in connections by socket_id."""
 
@@ -94,9 +97,21 @@ class LocalAdapter:
         return Subscribed(occupied, member_added, roster)
 
     async def remove_subscription(
-        self, app_id: str, channel: str, subscriber: Subscriber
+        self,
+        app_id: str,
+        channel: str,
+        subscriber: Subscriber,
+        *,
+        hold_vacated: bool = False,
+        hold_removed: bool = False,
     ) -> Unsubscribed:
         return self.leave(app_id, channel, subscriber)[0]
+
+    async def claim_held_webhook(
+        self, app_id: str, channel: str, user_id: str | None
+    ) -> bool:
+        # Nothing is held here, but a caller that asks may send.
+        return True
 
     def leave(
         self, app_id: str, channel: str, subscriber: Subscriber
@@ -200,6 +215,7 @@ class LocalAdapter:
         if len(self._cache) >= self._next_cache_purge:
             self._purge_cache(now)
         self._cache[(app_id, channel)] = (event, data, now + ttl)
+        self._cache_misses.discard((app_id, channel))
 
     async def get_cache(self, app_id: str, channel: str) -> CachedEvent | None:
         entry = self._cache.get((app_id, channel))
@@ -211,6 +227,18 @@ class LocalAdapter:
             del self._cache[(app_id, channel)]
             return None
         return CachedEvent(event, data, math.ceil(remaining))
+
+    async def get_cache_or_miss(
+        self, app_id: str, channel: str, record_miss: bool
+    ) -> CachedEvent | CacheMiss:
+        cached = await self.get_cache(app_id, channel)
+        if cached is not None:
+            return cached
+        key = (app_id, channel)
+        first = record_miss and key not in self._cache_misses
+        if first:
+            self._cache_misses.add(key)
+        return CacheMiss(first)
 
     def _purge_cache(self, now: float) -> None:
         # Expired entries are otherwise dropped only when read; purging each time
@@ -271,6 +299,7 @@ class LocalAdapter:
     async def close(self) -> None:
         self._apps.clear()
         self._cache.clear()
+        self._cache_misses.clear()
         self._users.clear()
 
 

@@ -20,21 +20,24 @@ replicas allow but Redis Cluster does not.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import math
 import random
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
+from clarion.protocol import messages
 from clarion.protocol.errors import SubscriptionError
 from clarion.protocol.presence import Member
 from clarion.server.adapters.base import (
     CachedEvent,
+    CacheMiss,
     ChannelInfo,
     ClusterListener,
     Subscribed,
@@ -50,6 +53,9 @@ logger = logging.getLogger(__name__)
 
 SESSION_OWNER_TTL = 24 * 3600
 """Seconds an HTTP session's owner is remembered without being refreshed."""
+CACHE_MISS_TTL = 24 * 3600
+"""Seconds a cache channel's recorded miss lasts when the channel gets no cached
+event, so that records of channels nobody publishes to do not pile up."""
 STARTUP_WAIT = 5.0
 """Seconds a subscribe or sign-in waits for a starting node's first heartbeat."""
 HEARTBEAT_INTERVAL = 2.0
@@ -61,7 +67,23 @@ _SEPARATOR = "\n"
 """Joins fields in hash keys and bus messages; no app id, channel name, user id
 or JSON text that Clarion sends contains a raw newline."""
 
-_SUBSCRIBE = """
+STALE_SHARE = "STALESHARE the share of this node was removed from Redis"
+"""The error of a script that changes a node's share with an outdated epoch."""
+
+# Each script that changes a node's share first checks the node's epoch, a
+# token that the node writes with its share and that the removal of the share
+# deletes. A command sent before a stall can run long after it timed out, from
+# a connection the node gave up on. The check makes such a command a no-op once
+# the node has written its share again. It also makes every change an error
+# once another node has removed the share, so the node writes it again.
+
+_SUBSCRIBE = (
+    """
+if redis.call('GET', KEYS[6]) ~= ARGV[7] then
+  return redis.error_reply('"""
+    + STALE_SHARE
+    + """')
+end
 local user = ARGV[3]
 local added = 0
 if user ~= '' then
@@ -82,11 +104,24 @@ if user ~= '' then
   roster = redis.call('HGETALL', KEYS[3])
 end
 local occupied = 0
-if total == 1 then occupied = 1 end
+if total == 1 then
+  occupied = 1
+  if redis.call('ZREM', KEYS[7], 'v\\n' .. ARGV[2]) == 1 then occupied = 2 end
+end
+if added == 1 and redis.call('ZREM', KEYS[7], 'r\\n' .. ARGV[6]) == 1 then
+  added = 2
+end
 return {occupied, added, roster}
 """
+)
 
-_UNSUBSCRIBE = """
+_UNSUBSCRIBE = (
+    """
+if redis.call('GET', KEYS[6]) ~= ARGV[5] then
+  return redis.error_reply('"""
+    + STALE_SHARE
+    + """')
+end
 local own = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
 if own <= 0 then
   return {0, 0}
@@ -100,6 +135,9 @@ local vacated = 0
 if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
   redis.call('HDEL', KEYS[1], ARGV[1])
   vacated = 1
+  if ARGV[6] ~= '' then
+    redis.call('ZADD', KEYS[7], ARGV[6], 'v\\n' .. ARGV[2])
+  end
 end
 local removed = 0
 local user = ARGV[3]
@@ -111,20 +149,37 @@ if user ~= '' then
     redis.call('HDEL', KEYS[4], user)
     redis.call('HDEL', KEYS[3], user)
     removed = 1
+    if ARGV[7] ~= '' then
+      redis.call('ZADD', KEYS[7], ARGV[7], 'r\\n' .. ARGV[4])
+    end
   end
 end
 return {vacated, removed}
 """
+)
 
-_ADD_USER = """
+_ADD_USER = (
+    """
+if redis.call('GET', KEYS[3]) ~= ARGV[3] then
+  return redis.error_reply('"""
+    + STALE_SHARE
+    + """')
+end
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then
   return 1
 end
 return 0
 """
+)
 
-_REMOVE_USER = """
+_REMOVE_USER = (
+    """
+if redis.call('GET', KEYS[3]) ~= ARGV[3] then
+  return redis.error_reply('"""
+    + STALE_SHARE
+    + """')
+end
 local own = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
 if own <= 0 then
   return 0
@@ -140,10 +195,18 @@ if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
 end
 return 0
 """
+)
 
-# Subtract a node's whole share of the shared state. Unless ARGV[3] is 'force',
-# only a node whose last heartbeat is older than ARGV[2] is removed, and only
-# by the one caller whose ZREM succeeds, so each dead node is cleaned up once.
+# Subtract a node's whole share of the shared state and delete its epoch. Unless
+# ARGV[3] is 'force', only a node whose last heartbeat is older than ARGV[2] is
+# removed, and only by the one caller whose ZREM succeeds, so each dead node is
+# cleaned up once. When ARGV[5] is not empty, the node starts a new share at
+# once: ARGV[5] becomes its epoch and ARGV[6] its heartbeat. When ARGV[7] is not
+# empty, the channels left empty and the members who left are held in KEYS[6]
+# until ARGV[7], as the unsubscribe script holds them. When ARGV[8] is not
+# empty, each member who left is published on the bus ARGV[8] from node
+# ARGV[9]. Publishing here orders these departures before anything that the
+# removed node publishes once it notices the removal.
 # Returns the channels left empty, the presence members who left, the users
 # left with no connection, and the channels that lost subscribers but are still
 # occupied, each as flat lists of fields.
@@ -174,6 +237,9 @@ for i = 1, #subscriptions, 2 do
   local key = prefix .. ':' .. parts[1] .. ':channels'
   if redis.call('HINCRBY', key, parts[2], -tonumber(subscriptions[i + 1])) <= 0 then
     redis.call('HDEL', key, parts[2])
+    if ARGV[7] ~= '' then
+      redis.call('ZADD', KEYS[6], ARGV[7], 'v\\n' .. subscriptions[i])
+    end
     table.insert(vacated, subscriptions[i])
   else
     table.insert(shrunk, subscriptions[i])
@@ -186,6 +252,12 @@ for i = 1, #members, 2 do
   if redis.call('HINCRBY', counts, parts[3], -tonumber(members[i + 1])) <= 0 then
     redis.call('HDEL', counts, parts[3])
     redis.call('HDEL', prefix .. ':' .. parts[1] .. ':members:' .. parts[2], parts[3])
+    if ARGV[7] ~= '' then
+      redis.call('ZADD', KEYS[6], ARGV[7], 'r\\n' .. members[i])
+    end
+    if ARGV[8] ~= '' then
+      redis.call('PUBLISH', ARGV[8], 'd\\n' .. ARGV[9] .. '\\n' .. members[i])
+    end
     table.insert(removed, members[i])
   end
 end
@@ -198,9 +270,81 @@ for i = 1, #users, 2 do
     table.insert(offline, users[i])
   end
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[5])
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[5], ARGV[5])
+  redis.call('ZADD', KEYS[4], ARGV[6], ARGV[1])
+end
 return {vacated, removed, offline, shrunk}
 """
+
+
+# Return the cached event of KEYS[1] with its remaining milliseconds, or, when
+# there is none, '' and whether this call recorded the first miss in KEYS[2]
+# (only when ARGV[1] is '1'), so that one node of the cluster sends cache_miss.
+_GET_CACHE_OR_MISS = """
+local raw = redis.call('GET', KEYS[1])
+if raw then
+  local remaining = redis.call('PTTL', KEYS[1])
+  if remaining > 0 then
+    return {raw, remaining}
+  end
+end
+if ARGV[1] == '1' and redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+  return {'', 1}
+end
+return {'', 0}
+"""
+
+# Record the heartbeat ARGV[3] of node ARGV[1] if its epoch is still ARGV[2];
+# return 0 when another node removed its share, which the node must then write
+# again. The score never goes back, so a late heartbeat cannot make a live node
+# look dead.
+_BEAT = """
+if redis.call('GET', KEYS[2]) ~= ARGV[2] then
+  return 0
+end
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if (not score) or tonumber(score) < tonumber(ARGV[3]) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+end
+return 1
+"""
+
+
+class _ShareGate:
+    """Lets changes to this node's share run together, but never while the node
+    rewrites its whole share, so that each change is in Redis exactly once."""
+
+    def __init__(self) -> None:
+        self._changes = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._open = asyncio.Event()
+        self._open.set()
+
+    @contextlib.asynccontextmanager
+    async def change(self) -> AsyncIterator[None]:
+        """Wait for a rewrite in progress to end, then hold off new ones."""
+        await self._open.wait()
+        self._changes += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._changes -= 1
+            if not self._changes:
+                self._idle.set()
+
+    @contextlib.asynccontextmanager
+    async def rewrite(self) -> AsyncIterator[None]:
+        """Stop new changes and wait for the running ones to end."""
+        self._open.clear()
+        try:
+            await self._idle.wait()
+            yield
+        finally:
+            self._open.set()
 
 
 class RedisAdapter:
@@ -218,10 +362,14 @@ class RedisAdapter:
         prefix: str = "clarion",
         node_timeout: float = 10.0,
         node_id: str | None = None,
+        webhook_delay: float = 3.0,
     ) -> None:
         self.url = url
         self.prefix = prefix
         self.node_timeout = node_timeout
+        self.webhook_delay = webhook_delay
+        """Seconds a held ``channel_vacated`` or ``member_removed`` webhook waits
+        for a subscription that cancels it."""
         self.heartbeat_interval = min(HEARTBEAT_INTERVAL, node_timeout / 4)
         self.node_id = node_id or uuid.uuid4().hex[:12]
         self.local = LocalAdapter()
@@ -232,9 +380,18 @@ class RedisAdapter:
         self._add_user = self._redis.register_script(_ADD_USER)
         self._remove_user = self._redis.register_script(_REMOVE_USER)
         self._remove_node = self._redis.register_script(_REMOVE_NODE)
+        self._beat = self._redis.register_script(_BEAT)
+        self._get_cache_or_miss = self._redis.register_script(_GET_CACHE_OR_MISS)
         self._listener: ClusterListener | None = None
         self._healthy = False
         self._resync_needed = True
+        self._epoch = ""
+        """The token of this node's share in Redis; see ``STALE_SHARE``."""
+        self._gate = _ShareGate()
+        self._missed: dict[str, Member | None] = {}
+        """Roster changes made in local state only, which other nodes' clients
+        have not seen: by member field, the member who joined, or None for one
+        who left."""
         self._closing = False
         self._ready = asyncio.Event()
         """Set once the first heartbeat has written this node's share."""
@@ -262,12 +419,19 @@ class RedisAdapter:
     def _cache_key(self, app_id: str, channel: str) -> str:
         return f"{self.prefix}:{app_id}:cache:{channel}"
 
+    def _cache_miss_key(self, app_id: str, channel: str) -> str:
+        return f"{self.prefix}:{app_id}:cache-miss:{channel}"
+
     def _node_key(self, node_id: str, kind: str) -> str:
         return f"{self.prefix}:node:{node_id}:{kind}"
 
     @property
     def _nodes_key(self) -> str:
         return f"{self.prefix}:nodes"
+
+    @property
+    def _held_key(self) -> str:
+        return f"{self.prefix}:webhooks:held"
 
     @property
     def _bus(self) -> str:
@@ -306,7 +470,7 @@ class RedisAdapter:
         try:
             await self._remove_node(
                 keys=self._node_keys(self.node_id),
-                args=[self.node_id, 0, "force", self.prefix],
+                args=[self.node_id, 0, "force", self.prefix, "", 0, "", "", ""],
             )
         except RedisError as exc:
             logger.warning("Could not remove node %s from Redis: %s", self.node_id, exc)
@@ -319,6 +483,8 @@ class RedisAdapter:
             self._node_key(node_id, "members"),
             self._node_key(node_id, "users"),
             self._nodes_key,
+            self._node_key(node_id, "epoch"),
+            self._held_key,
         ]
 
     async def _maintain(self) -> None:
@@ -326,13 +492,16 @@ class RedisAdapter:
         failures = 0
         while not self._closing:
             try:
-                added = await self._redis.zadd(
-                    self._nodes_key, {self.node_id: time.time()}
-                )
-                if added:
-                    # This node was missing from the set: it is starting, or
-                    # other nodes took it for dead during a stall and removed
-                    # its share, which it must write again.
+                if not self._resync_needed and not await self._beat(
+                    keys=[self._nodes_key, self._node_key(self.node_id, "epoch")],
+                    args=[self.node_id, self._epoch, time.time()],
+                ):
+                    # Other nodes took this one for dead during a stall and
+                    # removed its share, which it must write again.
+                    logger.warning(
+                        "Node %s was removed by another node; writing its share again",
+                        self.node_id,
+                    )
                     self._resync_needed = True
                 if self._resync_needed:
                     await self._resync()
@@ -342,6 +511,7 @@ class RedisAdapter:
                 self._healthy = True
                 failures = 0
                 await self._remove_dead_nodes()
+                await self._release_overdue_holds()
                 delay = self.heartbeat_interval
             except RedisError as exc:
                 failures += 1
@@ -357,7 +527,13 @@ class RedisAdapter:
             await asyncio.sleep(delay)
 
     def _mark_unhealthy(self, exc: Exception) -> None:
-        if self._healthy:
+        if self._healthy and STALE_SHARE in str(exc):
+            logger.warning(
+                "Node %s was removed by another node: serving local connections "
+                "only until it writes its share again",
+                self.node_id,
+            )
+        elif self._healthy:
             logger.warning(
                 "Lost Redis at %s (%s): serving local connections only",
                 _safe_url(self.url),
@@ -367,13 +543,86 @@ class RedisAdapter:
         self._resync_needed = True
 
     async def _resync(self) -> None:
-        """Replace this node's share in Redis with what its connections hold now."""
-        await self._remove_node(
-            keys=self._node_keys(self.node_id),
-            args=[self.node_id, 0, "force", self.prefix],
+        """Replace this node's share in Redis with what its connections hold now.
+
+        Announces to every node's clients the members whom the shared roster
+        lacked before and has now: other nodes removed them as dead, Redis lost
+        them, or they joined during an outage. Then tells the other nodes'
+        clients of the members who joined or left here while Redis was
+        unreachable, unless that was just announced or the roster still lists
+        a member who left here. A member present both before and after is not
+        announced.
+        """
+        async with self._gate.rewrite():
+            # A change made while the gate is closed waits for the rewrite; one
+            # made before, in local state only, is in the snapshot below.
+            self._resync_needed = False
+            missed, self._missed = self._missed, {}
+            epoch = uuid.uuid4().hex
+            _, before, _, _ = await self._remove_node(
+                keys=self._node_keys(self.node_id),
+                args=[
+                    self.node_id,
+                    0,
+                    "force",
+                    self.prefix,
+                    epoch,
+                    time.time(),
+                    "",
+                    "",
+                    "",
+                ],
+            )
+            self._epoch = epoch
+            restored, returned, left = await self._rewrite_share(set(before))
+        listener = self._listener
+        if listener is not None:
+            for app_id, channel, member in returned:
+                await listener.member_rejoined(
+                    app_id, channel, member.user_id, member.user_info
+                )
+        announced = {
+            _SEPARATOR.join((app_id, channel, member.user_id))
+            for app_id, channel, member in returned
+        }
+        for field in left:
+            missed[field] = None
+        for field, joined in missed.items():
+            if field not in announced:
+                await self._announce_missed(field, joined)
+        logger.info(
+            "Node %s wrote its %d subscription(s) and %d user(s) to Redis",
+            self.node_id,
+            restored,
+            len(self._local_users),
         )
-        await self._redis.zadd(self._nodes_key, {self.node_id: time.time()})
+
+    async def _announce_missed(self, field: str, joined: Member | None) -> None:
+        """Send other nodes' clients ``member_added`` for ``joined``, or
+        ``member_removed`` when ``joined`` is None and the member has no
+        connection left in the cluster. This node's clients saw the change
+        when it happened."""
+        app_id, channel, user_id = field.split(_SEPARATOR)
+        if joined is not None:
+            text = messages.member_added(channel, user_id, joined.user_info)
+        elif await self._redis.hexists(self._members_key(app_id, channel), user_id):
+            return
+        else:
+            text = messages.member_removed(channel, user_id)
+        await self._broadcast("m", app_id, channel, "", text)
+
+    async def _rewrite_share(
+        self, before: set[str]
+    ) -> tuple[int, list[tuple[str, str, Member]], set[str]]:
+        """Write every local subscription and signed-in user to Redis.
+
+        ``before`` contains the members that the removal of the old share took out
+        of the shared rosters. Returns the number of subscriptions written, the
+        members added to a roster that lacked them before, and the members of
+        ``before`` that no local connection brought back.
+        """
         restored = 0
+        returned = []
         for app_id, channels in self.local.snapshot().items():
             for channel, subscribers in channels.items():
                 for _subscriber, member in subscribers:
@@ -381,21 +630,17 @@ class RedisAdapter:
                         app_id, channel, member, 2**31
                     )
                     restored += 1
-                    if added and member is not None and self._listener is not None:
-                        # Other nodes removed this member while Redis was away.
-                        await self._listener.member_rejoined(
-                            app_id, channel, member.user_id, member.user_info
-                        )
+                    if not added or member is None:
+                        continue
+                    field = _SEPARATOR.join((app_id, channel, member.user_id))
+                    if field in before:
+                        before.discard(field)
+                    else:
+                        returned.append((app_id, channel, member))
         for (app_id, user_id), connections in self._local_users.items():
             for _ in connections:
                 await self._run_add_user(app_id, user_id)
-        self._resync_needed = False
-        logger.info(
-            "Node %s wrote its %d subscription(s) and %d user(s) to Redis",
-            self.node_id,
-            restored,
-            len(self._local_users),
-        )
+        return restored, returned, before
 
     async def _remove_dead_nodes(self) -> None:
         cutoff = time.time() - self.node_timeout
@@ -405,7 +650,17 @@ class RedisAdapter:
                 continue
             vacated, removed, offline, shrunk = await self._remove_node(
                 keys=self._node_keys(node_id),
-                args=[node_id, cutoff, "", self.prefix],
+                args=[
+                    node_id,
+                    cutoff,
+                    "",
+                    self.prefix,
+                    "",
+                    0,
+                    repr(time.time() + self.webhook_delay),
+                    self._bus,
+                    self.node_id,
+                ],
             )
             if vacated or removed or offline:
                 logger.warning(
@@ -470,10 +725,16 @@ class RedisAdapter:
 
     async def _receive(self, raw: str) -> None:
         kind, origin, body = raw.split(_SEPARATOR, 2)
-        if origin == self.node_id:
+        if origin == self.node_id and kind != "d":
             return
         try:
-            if kind == "m":
+            if kind == "d":
+                # A dead node's member left. The removal script published this,
+                # so every node, the remover too, delivers it in the bus's order.
+                app_id, channel, user_id = body.split(_SEPARATOR)
+                text = messages.member_removed(channel, user_id)
+                await self.local.publish(app_id, channel, OutboundMessage(text))
+            elif kind == "m":
                 app_id, channel, except_socket_id, text = body.split(_SEPARATOR, 3)
                 await self.local.publish(
                     app_id, channel, OutboundMessage(text), except_socket_id or None
@@ -508,9 +769,22 @@ class RedisAdapter:
         max_members: int,
     ) -> Subscribed:
         await self._wait_until_ready()
+        async with self._gate.change():
+            return await self._add_subscription(
+                app_id, channel, subscriber, member, max_members
+            )
+
+    async def _add_subscription(
+        self,
+        app_id: str,
+        channel: str,
+        subscriber: Subscriber,
+        member: Member | None,
+        max_members: int,
+    ) -> Subscribed:
         if not self._healthy:
             self._resync_needed = True
-            return await self.local.add_subscription(
+            return await self._add_locally(
                 app_id, channel, subscriber, member, max_members
             )
         try:
@@ -519,11 +793,32 @@ class RedisAdapter:
             )
         except RedisError as exc:
             self._mark_unhealthy(exc)
-            return await self.local.add_subscription(
+            return await self._add_locally(
                 app_id, channel, subscriber, member, max_members
             )
         await self.local.add_subscription(app_id, channel, subscriber, member, 2**31)
-        return Subscribed(bool(occupied), bool(added), roster)
+        return Subscribed(
+            bool(occupied),
+            bool(added),
+            roster,
+            cancelled_vacated=occupied == 2,
+            cancelled_removed=added == 2,
+        )
+
+    async def _add_locally(
+        self,
+        app_id: str,
+        channel: str,
+        subscriber: Subscriber,
+        member: Member | None,
+        max_members: int,
+    ) -> Subscribed:
+        result = await self.local.add_subscription(
+            app_id, channel, subscriber, member, max_members
+        )
+        if result.member_added and member is not None:
+            self._missed[_SEPARATOR.join((app_id, channel, member.user_id))] = member
+        return result
 
     async def _run_subscribe(
         self, app_id: str, channel: str, member: Member | None, max_members: int
@@ -537,6 +832,8 @@ class RedisAdapter:
                 self._members_key(app_id, channel),
                 self._member_connections_key(app_id, channel),
                 self._node_key(self.node_id, "members"),
+                self._node_key(self.node_id, "epoch"),
+                self._held_key,
             ],
             args=[
                 channel,
@@ -545,6 +842,7 @@ class RedisAdapter:
                 info,
                 max_members,
                 f"{app_id}{_SEPARATOR}{channel}{_SEPARATOR}{user_id}",
+                self._epoch,
             ],
         )
         if result[0] == -1:
@@ -562,12 +860,36 @@ class RedisAdapter:
         return int(result[0]), int(result[1]), roster
 
     async def remove_subscription(
-        self, app_id: str, channel: str, subscriber: Subscriber
+        self,
+        app_id: str,
+        channel: str,
+        subscriber: Subscriber,
+        *,
+        hold_vacated: bool = False,
+        hold_removed: bool = False,
+    ) -> Unsubscribed:
+        due = repr(time.time() + self.webhook_delay)
+        async with self._gate.change():
+            return await self._remove_subscription(
+                app_id,
+                channel,
+                subscriber,
+                due if hold_vacated else "",
+                due if hold_removed else "",
+            )
+
+    async def _remove_subscription(
+        self,
+        app_id: str,
+        channel: str,
+        subscriber: Subscriber,
+        vacated_due: str,
+        removed_due: str,
     ) -> Unsubscribed:
         local, member_id = self.local.leave(app_id, channel, subscriber)
         if not self._healthy:
             self._resync_needed = True
-            return local
+            return self._left_locally(app_id, channel, local)
         user_id = member_id or ""
         try:
             vacated, removed = await self._unsubscribe(
@@ -577,18 +899,65 @@ class RedisAdapter:
                     self._members_key(app_id, channel),
                     self._member_connections_key(app_id, channel),
                     self._node_key(self.node_id, "members"),
+                    self._node_key(self.node_id, "epoch"),
+                    self._held_key,
                 ],
                 args=[
                     channel,
                     f"{app_id}{_SEPARATOR}{channel}",
                     user_id,
                     f"{app_id}{_SEPARATOR}{channel}{_SEPARATOR}{user_id}",
+                    self._epoch,
+                    vacated_due,
+                    removed_due,
                 ],
             )
         except RedisError as exc:
             self._mark_unhealthy(exc)
-            return local
-        return Unsubscribed(bool(vacated), user_id if removed else None)
+            return self._left_locally(app_id, channel, local)
+        return Unsubscribed(bool(vacated), user_id if removed else None, held=True)
+
+    def _left_locally(
+        self, app_id: str, channel: str, result: Unsubscribed
+    ) -> Unsubscribed:
+        if result.removed_user_id is not None:
+            field = _SEPARATOR.join((app_id, channel, result.removed_user_id))
+            self._missed[field] = None
+        return result
+
+    async def claim_held_webhook(
+        self, app_id: str, channel: str, user_id: str | None
+    ) -> bool:
+        field = _held_field(app_id, channel, user_id)
+        try:
+            return bool(await self._redis.zrem(self._held_key, field))
+        except RedisError as exc:
+            # Sending twice is better than never: the hold cannot be checked.
+            self._mark_unhealthy(exc)
+            logger.warning(
+                "Could not check a held webhook for app %s: Redis unreachable",
+                app_id,
+                extra={"app_id": app_id},
+            )
+            return True
+
+    async def _release_overdue_holds(self) -> None:
+        """Send the held webhooks that their holder, now dead or stalled, did not
+        send within ``node_timeout`` after they were due."""
+        cutoff = time.time() - self.node_timeout
+        fields = await self._redis.zrangebyscore(
+            self._held_key, "-inf", cutoff, start=0, num=100
+        )
+        for field in map(str, fields):
+            if not await self._redis.zrem(self._held_key, field):
+                continue
+            kind, _, rest = field.partition(_SEPARATOR)
+            parts = rest.split(_SEPARATOR)
+            if self._listener is None or len(parts) != (2 if kind == "v" else 3):
+                continue
+            logger.info("Sending an overdue held webhook of app %s", parts[0])
+            user_id = parts[2] if kind == "r" else None
+            self._listener.held_webhook_overdue(parts[0], parts[1], user_id)
 
     async def publish(
         self,
@@ -651,9 +1020,12 @@ class RedisAdapter:
     ) -> None:
         await self.local.set_cache(app_id, channel, event, data, ttl)
         try:
-            await self._redis.set(
-                self._cache_key(app_id, channel), json.dumps([event, data]), ex=ttl
-            )
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(
+                    self._cache_key(app_id, channel), json.dumps([event, data]), ex=ttl
+                )
+                pipe.delete(self._cache_miss_key(app_id, channel))
+                await pipe.execute()
         except RedisError as exc:
             self._mark_unhealthy(exc)
 
@@ -672,6 +1044,25 @@ class RedisAdapter:
         event, data = json.loads(raw)
         return CachedEvent(event, data, math.ceil(remaining / 1000))
 
+    async def get_cache_or_miss(
+        self, app_id: str, channel: str, record_miss: bool
+    ) -> CachedEvent | CacheMiss:
+        try:
+            raw, number = await self._get_cache_or_miss(
+                keys=[
+                    self._cache_key(app_id, channel),
+                    self._cache_miss_key(app_id, channel),
+                ],
+                args=["1" if record_miss else "0", CACHE_MISS_TTL],
+            )
+        except RedisError as exc:
+            self._mark_unhealthy(exc)
+            return await self.local.get_cache_or_miss(app_id, channel, record_miss)
+        if not raw:
+            return CacheMiss(first=bool(number))
+        event, data = json.loads(raw)
+        return CachedEvent(event, data, math.ceil(int(number) / 1000))
+
     # Signed-in users
 
     async def _wait_until_ready(self) -> None:
@@ -685,6 +1076,12 @@ class RedisAdapter:
 
     async def add_user(self, app_id: str, user_id: str, subscriber: Subscriber) -> bool:
         await self._wait_until_ready()
+        async with self._gate.change():
+            return await self._add_signed_in(app_id, user_id, subscriber)
+
+    async def _add_signed_in(
+        self, app_id: str, user_id: str, subscriber: Subscriber
+    ) -> bool:
         connections = self._local_users.setdefault((app_id, user_id), {})
         first_here = not connections
         connections[subscriber.socket_id] = subscriber
@@ -699,12 +1096,22 @@ class RedisAdapter:
 
     async def _run_add_user(self, app_id: str, user_id: str) -> bool:
         first = await self._add_user(
-            keys=[self._users_key(app_id), self._node_key(self.node_id, "users")],
-            args=[user_id, f"{app_id}{_SEPARATOR}{user_id}"],
+            keys=[
+                self._users_key(app_id),
+                self._node_key(self.node_id, "users"),
+                self._node_key(self.node_id, "epoch"),
+            ],
+            args=[user_id, f"{app_id}{_SEPARATOR}{user_id}", self._epoch],
         )
         return bool(first)
 
     async def remove_user(
+        self, app_id: str, user_id: str, subscriber: Subscriber
+    ) -> bool:
+        async with self._gate.change():
+            return await self._remove_signed_in(app_id, user_id, subscriber)
+
+    async def _remove_signed_in(
         self, app_id: str, user_id: str, subscriber: Subscriber
     ) -> bool:
         connections = self._local_users.get((app_id, user_id), {})
@@ -718,8 +1125,12 @@ class RedisAdapter:
             return last_here
         try:
             last = await self._remove_user(
-                keys=[self._users_key(app_id), self._node_key(self.node_id, "users")],
-                args=[user_id, f"{app_id}{_SEPARATOR}{user_id}"],
+                keys=[
+                    self._users_key(app_id),
+                    self._node_key(self.node_id, "users"),
+                    self._node_key(self.node_id, "epoch"),
+                ],
+                args=[user_id, f"{app_id}{_SEPARATOR}{user_id}", self._epoch],
             )
         except RedisError as exc:
             self._mark_unhealthy(exc)
@@ -775,6 +1186,14 @@ class RedisAdapter:
             self._mark_unhealthy(exc)
             return None
         return None if owner is None else str(owner)
+
+
+def _held_field(app_id: str, channel: str, user_id: str | None) -> str:
+    """Return the member of the held set for a ``channel_vacated`` (``user_id``
+    None) or ``member_removed`` webhook, as the scripts write it."""
+    if user_id is None:
+        return _SEPARATOR.join(("v", app_id, channel))
+    return _SEPARATOR.join(("r", app_id, channel, user_id))
 
 
 def _safe_url(url: str) -> str:

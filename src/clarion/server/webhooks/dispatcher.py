@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from clarion.protocol.apps import App
@@ -33,6 +33,19 @@ def open_outbox(settings: Settings) -> Outbox:
 logger = logging.getLogger(__name__)
 
 Event = dict[str, object]
+
+
+class _Delayed:
+    __slots__ = ("fire", "shared", "timer")
+
+    def __init__(
+        self, timer: asyncio.TimerHandle, fire: Callable[[], None], shared: bool
+    ) -> None:
+        self.timer = timer
+        self.fire = fire
+        self.shared = shared
+        """The hold is in the cluster's shared state, which decides whether the
+        event is sent; see ``Webhooks.claim_held``."""
 
 
 class _Batch:
@@ -69,11 +82,13 @@ class Webhooks:
         self._batches: dict[tuple[str, int], _Batch] = {}
         """(app id, index of the webhook table) to the events waiting for it."""
         self._flush_timers: dict[str, asyncio.TimerHandle] = {}
-        self._delayed: dict[
-            tuple[str, ...], tuple[asyncio.TimerHandle, Callable[[], None]]
-        ] = {}
+        self._delayed: dict[tuple[str, ...], _Delayed] = {}
         """Delayed vacated and removed events: their timers and what they send."""
-        self._cache_misses: set[tuple[str, str]] = set()
+        self.claim_held: Callable[[str, str, str | None], Awaitable[bool]] | None = None
+        """Set by the hub to the adapter's ``claim_held_webhook``, which takes a
+        shared hold out of the cluster's state when its delay ends; the event is
+        sent only if the hold was still there."""
+        self._claims: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sender_task: asyncio.Task[None] | None = None
 
@@ -116,12 +131,19 @@ class Webhooks:
         Delayed vacated and removed events are written at once rather than
         lost: their connections are gone, so the events would have been sent
         when their delay ended. A client that reconnects to another node then
-        produces a new occupied or added event there.
+        produces a new occupied or added event there. Shared holds of a
+        cluster are the exception: they stay in the cluster's state, where a
+        subscription on another node can still cancel them, or another node
+        sends them once they are overdue.
         """
-        fired = len(self._delayed)
-        for timer, fire in list(self._delayed.values()):
-            timer.cancel()
-            fire()
+        fired = 0
+        for delayed in list(self._delayed.values()):
+            delayed.timer.cancel()
+            if not delayed.shared:
+                delayed.fire()
+                fired += 1
+        if self._claims:
+            await asyncio.wait(list(self._claims), timeout=5)
         batched = sum(len(batch.events) for batch in self._batches.values())
         for app_id in list(self._flush_timers):
             self._flush(app_id)
@@ -179,31 +201,64 @@ class Webhooks:
 
     # Events from the hub
 
-    def channel_occupied(self, app: App, channel: str) -> None:
-        if self._cancel_delayed(("vacated", app.id, channel)):
+    def channel_occupied(
+        self, app: App, channel: str, cancelled_vacated: bool = False
+    ) -> None:
+        """Send ``channel_occupied``, unless it cancels a delayed
+        ``channel_vacated``: one held here, or a shared hold that the adapter
+        reports as ``cancelled_vacated``."""
+        held_here = self._cancel_delayed(("vacated", app.id, channel))
+        if held_here or (
+            cancelled_vacated and self.holds(app, channel, "channel_vacated")
+        ):
             return
         self._emit(app, {"name": "channel_occupied", "channel": channel})
 
-    def channel_vacated(self, app: App, channel: str) -> None:
+    def channel_vacated(self, app: App, channel: str, held: bool = False) -> None:
+        """Send ``channel_vacated`` after the delay; with ``held``, only if the
+        shared hold is still there then."""
         self._emit_later(
             app,
             ("vacated", app.id, channel),
             {"name": "channel_vacated", "channel": channel},
+            held,
         )
 
-    def member_added(self, app: App, channel: str, user_id: str) -> None:
-        if self._cancel_delayed(("removed", app.id, channel, user_id)):
+    def member_added(
+        self, app: App, channel: str, user_id: str, cancelled_removed: bool = False
+    ) -> None:
+        held_here = self._cancel_delayed(("removed", app.id, channel, user_id))
+        if held_here or (
+            cancelled_removed and self.holds(app, channel, "member_removed")
+        ):
             return
         self._emit(
             app, {"name": "member_added", "channel": channel, "user_id": user_id}
         )
 
-    def member_removed(self, app: App, channel: str, user_id: str) -> None:
+    def member_removed(
+        self, app: App, channel: str, user_id: str, held: bool = False
+    ) -> None:
         self._emit_later(
             app,
             ("removed", app.id, channel, user_id),
             {"name": "member_removed", "channel": channel, "user_id": user_id},
+            held,
         )
+
+    def send_overdue(self, app: App, channel: str, user_id: str | None) -> None:
+        """Send at once a held ``channel_vacated`` (``user_id`` None) or
+        ``member_removed`` that the adapter took over from a node that did not
+        send it in time."""
+        if user_id is None:
+            self._cancel_delayed(("vacated", app.id, channel))
+            self._emit(app, {"name": "channel_vacated", "channel": channel})
+        else:
+            self._cancel_delayed(("removed", app.id, channel, user_id))
+            self._emit(
+                app,
+                {"name": "member_removed", "channel": channel, "user_id": user_id},
+            )
 
     def client_event(
         self,
@@ -226,14 +281,9 @@ class Webhooks:
         self._emit(app, payload)
 
     def cache_miss(self, app: App, channel: str) -> None:
-        # One cache_miss per channel until it receives a new cached event.
-        key = (app.id, channel)
-        if key not in self._cache_misses and self._wanted(app, "cache_miss"):
-            self._cache_misses.add(key)
-            self._emit(app, {"name": "cache_miss", "channel": channel})
-
-    def cache_filled(self, app: App, channel: str) -> None:
-        self._cache_misses.discard((app.id, channel))
+        """Send ``cache_miss``; the adapter's ``get_cache_or_miss`` decides when
+        it is due, once per channel until the channel gets a new cached event."""
+        self._emit(app, {"name": "cache_miss", "channel": channel})
 
     def subscription_count(self, app: App, channel: str, count: int) -> None:
         self._emit(
@@ -254,6 +304,11 @@ class Webhooks:
     def wants(self, app: App, event_type: str) -> bool:
         """Return whether any of the app's webhook URLs takes ``event_type``."""
         return self._wanted(app, event_type)
+
+    def holds(self, app: App, channel: str, event_type: str) -> bool:
+        """Return whether a ``channel_vacated`` or ``member_removed`` of
+        ``channel`` would be delayed and sent, so that it is worth holding."""
+        return not channel.startswith("#") and self._wanted(app, event_type)
 
     # Batching
 
@@ -280,30 +335,46 @@ class Webhooks:
                 self.settings.webhook_batch_ms / 1000, self._flush, app.id
             )
 
-    def _emit_later(self, app: App, key: tuple[str, ...], event: Event) -> None:
+    def _emit_later(
+        self, app: App, key: tuple[str, ...], event: Event, shared: bool
+    ) -> None:
         if not app.webhooks or not self._wanted(app, str(event["name"])):
             # The matching occupied or added event must still go out at once.
             return
         self._cancel_delayed(key)
 
         def fire() -> None:
-            self._delayed.pop(key, None)
-            self._emit(app, event)
+            if self._delayed.get(key) is entry:
+                del self._delayed[key]
+            if shared and self.claim_held is not None:
+                task = asyncio.get_running_loop().create_task(
+                    self._send_if_held(app, key, event)
+                )
+                self._claims.add(task)
+                task.add_done_callback(self._claims.discard)
+            else:
+                self._emit(app, event)
 
         timer = asyncio.get_running_loop().call_later(
             self.settings.webhook_delay_ms / 1000, fire
         )
-        self._delayed[key] = (timer, fire)
+        entry = self._delayed[key] = _Delayed(timer, fire, shared)
+
+    async def _send_if_held(self, app: App, key: tuple[str, ...], event: Event) -> None:
+        assert self.claim_held is not None
+        user_id = key[3] if key[0] == "removed" else None
+        if await self.claim_held(app.id, key[2], user_id):
+            self._emit(app, event)
 
     def _cancel_delayed(self, key: tuple[str, ...]) -> bool:
         """Cancel a delayed vacated or removed event; return whether one was
-        waiting, in which case the new occupied or added event is not sent
-        either."""
+        held here, in which case the new occupied or added event is not sent
+        either. A shared hold returns False: the adapter's report decides."""
         delayed = self._delayed.pop(key, None)
         if delayed is None:
             return False
-        delayed[0].cancel()
-        return True
+        delayed.timer.cancel()
+        return not delayed.shared
 
     def _flush(self, app_id: str) -> None:
         self._flush_timers.pop(app_id, None)
