@@ -97,7 +97,9 @@ class RedisLimitCounter:
     hash per app (field: node id) and reads the other nodes' totals, which
     admission then adds to its own count without waiting on Redis. So a node
     learns of connections opened elsewhere within about two intervals, and
-    during that time the nodes together can admit more than the quota.
+    during that time the nodes together can admit more than the quota. Each
+    process (each worker of ``--workers``) admits at most the quota, so P
+    processes never hold more than P times the quota.
 
     While Redis is unreachable, rates are counted in this process alone (each
     node then allows the full rate), and admission uses the last totals read.
