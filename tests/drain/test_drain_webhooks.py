@@ -210,6 +210,7 @@ async def test_drain_leaves_failed_webhooks_to_other_node(
     assert exit_code == 0, node_a.log_text()[-4000:]
     assert "left in the outbox RedisOutbox" in node_a.log_text()
     assert "or by the other nodes" in node_a.log_text()
+    assert "held vacated or removed webhook event(s) in Redis" in node_a.log_text()
     assert received(webhook_receiver) == []
 
     webhook_receiver.failure_status = None
