@@ -1,8 +1,8 @@
 """Webhook events that wait in memory at SIGTERM (in the batch window, or in
-the delay of vacated and removed events) reach the receiver: during the drain,
-from the SQLite outbox after the next start, or, in a cluster, through another
-node, which delivers from the Redis outbox and sends the held vacated events
-once they are overdue."""
+the delay of vacated and removed events) reach the receiver. One node sends
+them during the drain or, from the SQLite outbox, after the next start. In a
+cluster, another node delivers them from the Redis outbox and sends the held
+vacated events once they are overdue."""
 
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ async def test_drain_leaves_failed_webhooks_to_other_node(
     """In a cluster, the batched events that node A could not deliver while it
     drained wait in the Redis outbox, and node B delivers them. Node A leaves
     its held vacated events in Redis, where a subscription could still cancel
-    them; nobody cancels them, so node B sends them once they are overdue."""
+    them. No subscription cancels them, so node B sends them once overdue."""
     webhook_receiver.failure_status = 503
     nodes = []
     for batch_ms in (HOLD_MS, 50):
