@@ -1,7 +1,8 @@
 """Webhook events that wait in memory at SIGTERM (in the batch window, or in
-the delay of vacated and removed events) reach the receiver: during the drain,
-from the SQLite outbox after the next start, or from the Redis outbox through
-another node."""
+the delay of vacated and removed events) reach the receiver. One node sends
+them during the drain or, from the SQLite outbox, after the next start. In a
+cluster, another node delivers them from the Redis outbox and sends the held
+vacated events once they are overdue."""
 
 from __future__ import annotations
 
@@ -162,25 +163,39 @@ async def test_second_signal_ends_webhook_attempt(
     assert "1 webhook delivery(ies) left in the outbox" in server.log_text()
 
 
+CLUSTER_DELAY_MS = 5_000
+"""webhook_delay_ms of the cluster test: long enough that node A stops before
+the delay of its vacated events ends, short enough to wait for."""
+CLUSTER_NODE_TIMEOUT = 2
+"""node_timeout of the cluster test, in seconds: a held event that node A left
+in Redis is sent by node B this long after its delay ends, plus a heartbeat."""
+
+
 async def test_drain_leaves_failed_webhooks_to_other_node(
     tmp_path: Path,
     webhook_receiver: WebhookReceiver,
     redis_server: RedisServer,
     servers: list[ServerProcess],
 ) -> None:
-    """In a cluster, the events that node A could not deliver while it drained
-    wait in the Redis outbox, and node B delivers them."""
+    """In a cluster, the batched events that node A could not deliver while it
+    drained wait in the Redis outbox, and node B delivers them. Node A leaves
+    its held vacated events in Redis, where a subscription could still cancel
+    them. No subscription cancels them, so node B sends them once overdue."""
     webhook_receiver.failure_status = 503
-    config = with_redis_url(
-        node_config(
-            tmp_path / "data",
-            server={"webhook_batch_ms": HOLD_MS, "webhook_delay_ms": HOLD_MS},
-            webhook_url=webhook_receiver.url,
-        ),
-        redis_server.url,
-    )
     nodes = []
-    for _ in range(2):
+    for batch_ms in (HOLD_MS, 50):
+        config = with_redis_url(
+            node_config(
+                tmp_path / "data",
+                node_timeout=CLUSTER_NODE_TIMEOUT,
+                server={
+                    "webhook_batch_ms": batch_ms,
+                    "webhook_delay_ms": CLUSTER_DELAY_MS,
+                },
+                webhook_url=webhook_receiver.url,
+            ),
+            redis_server.url,
+        )
         node = launch(config, tmp_path, env={"CLARION_DRAIN_SECONDS": "1"})
         node.key = APP_KEY
         servers.append(node)
@@ -195,13 +210,19 @@ async def test_drain_leaves_failed_webhooks_to_other_node(
     assert exit_code == 0, node_a.log_text()[-4000:]
     assert "left in the outbox RedisOutbox" in node_a.log_text()
     assert "or by the other nodes" in node_a.log_text()
+    assert "held vacated or removed webhook event(s) in Redis" in node_a.log_text()
     assert received(webhook_receiver) == []
 
     webhook_receiver.failure_status = None
-    await webhook_receiver.wait_for(
-        "the vacated event of drain-left",
-        lambda event: event == {"name": "channel_vacated", "channel": "drain-left"},
-        WAIT_TIMEOUT,
-    )
+    takeover_seconds = CLUSTER_DELAY_MS / 1000 + CLUSTER_NODE_TIMEOUT + WAIT_TIMEOUT
+    for channel in ("drain-left", "drain-kept"):
+        await webhook_receiver.wait_for(
+            f"the vacated event of {channel}",
+            lambda event, channel=channel: (
+                event == {"name": "channel_vacated", "channel": channel}
+            ),
+            takeover_seconds,
+        )
     assert received(webhook_receiver) == EXPECTED
+    assert "Sending an overdue held webhook" in node_b.log_text()
     assert node_b.is_running()

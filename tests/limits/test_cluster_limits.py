@@ -6,9 +6,9 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
-from clarion_e2e import ApiClient, ApiResponse, WireClient, open_socket
+from clarion_e2e import ApiClient, ApiResponse, WireClient, open_socket, poll_until
 from clarion_launch import ClientOpener
-from cluster_harness import RedisServer, launch_node
+from cluster_harness import WAIT_TIMEOUT, RedisServer, launch_node
 from limits_harness import (
     CLUSTER_API_RATE_APP,
     CLUSTER_APPS,
@@ -189,3 +189,51 @@ async def test_rates_fall_back_to_node_during_outage(tmp_path: Path) -> None:
     assert statuses[-1] == 429, statuses
     assert set(statuses) == {200, 429}, statuses
     assert "Redis unreachable for limit counts" in log
+
+
+STALL_REQUEST_TIMEOUT = 4.0
+"""Seconds one HTTP request may take while Redis is stalled. The limit counter
+gives up on Redis well within this; redis-py's default socket timeout (5 s in
+redis-py 8.2) does not."""
+
+
+async def test_rates_fall_back_to_node_during_stall(
+    tmp_path: Path, clients: ClientOpener
+) -> None:
+    """While Redis is stalled (SIGSTOP: connections open, no replies), requests
+    of a rate-limited app are counted in the node and answered, connections
+    of an app with a quota are admitted, and the counter finds Redis again
+    once Redis replies."""
+    redis = RedisServer(tmp_path)
+    redis.start()
+    node = launch_node(config_text(CLUSTER_APPS), tmp_path, redis.url)
+    rated = api_client(node, CLUSTER_API_RATE_APP)
+    rated.timeout = STALL_REQUEST_TIMEOUT
+    # An invalid event gets 400 after the rate check, without any other
+    # Redis command, so only the limit counter can make it wait.
+    invalid_event = lambda: rated.post_json(rated.app_path("/events"), {})  # noqa: E731
+    await clients.established(ws_url(node, CLUSTER_QUOTA_APP))
+    try:
+        redis.pause()
+        statuses = [(await asyncio.to_thread(invalid_event)).status for _ in range(3)]
+        admitted = await clients.established(ws_url(node, CLUSTER_QUOTA_APP))
+    finally:
+        redis.resume()
+    try:
+        recovered = await poll_until(
+            node.log_text,
+            lambda log: "Redis reachable again for limit counts" in log,
+            WAIT_TIMEOUT,
+        )
+        after = await asyncio.to_thread(invalid_event)
+    finally:
+        node.stop()
+        redis.stop()
+
+    # Counted in the node, the rate of 1 per second rejects the later ones.
+    assert statuses[0] == 400, statuses
+    assert set(statuses) <= {400, 429}, statuses
+    assert admitted.socket_id is not None
+    assert "Redis reachable again for limit counts" in recovered, recovered
+    assert recovered.count("Redis unreachable for limit counts") == 1, recovered
+    assert after.status in {400, 429}, after.body

@@ -100,3 +100,57 @@ def test_check_origin_shortens_long_origin() -> None:
 def test_pattern_with_space_or_control_character_refused(pattern: str) -> None:
     with pytest.raises(ValueError, match="space or a control character"):
         parse_origin_pattern(pattern)
+
+
+IDN_PATTERNS = ("https://münchen.example", "*.bücher.example", "ПРИМЕР.test")
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("https://xn--mnchen-3ya.example", True),
+        ("https://XN--MNCHEN-3YA.EXAMPLE", True),
+        ("https://münchen.example", True),
+        ("https://MÜNCHEN.example", True),
+        ("http://xn--mnchen-3ya.example", False),
+        ("https://munchen.example", False),
+        ("https://shop.xn--bcher-kva.example", True),
+        ("http://a.b.xn--bcher-kva.example:8080", True),
+        ("https://xn--bcher-kva.example", False),
+        ("https://xn--e1afmkfd.test", True),
+        ("https://пример.test", True),
+    ],
+)
+def test_idn_pattern_matches_punycode(origin: str, allowed: bool) -> None:
+    assert is_origin_allowed(IDN_PATTERNS, origin) is allowed
+
+
+def test_idn_pattern_parses_to_ascii() -> None:
+    pattern = parse_origin_pattern("https://*.Bücher.example:8443")
+    assert pattern.host == "xn--bcher-kva.example"
+    assert pattern.port == 8443
+    assert pattern.subdomains
+
+
+def test_punycode_pattern_matches_unicode_origin() -> None:
+    assert is_origin_allowed(
+        ("https://xn--mnchen-3ya.example",), "https://münchen.example"
+    )
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "https://" + "ü" * 64 + ".example",
+        "straße.example",
+        "https://λόγος.example",
+    ],
+)
+def test_unencodable_idn_pattern_raises(pattern: str) -> None:
+    with pytest.raises(ValueError, match="xn--"):
+        parse_origin_pattern(pattern)
+
+
+def test_unencodable_idn_origin_not_allowed() -> None:
+    assert not is_origin_allowed(("https://münchen.example",), "https://straße.example")
+    assert is_origin_allowed(("*",), "https://straße.example")

@@ -11,19 +11,28 @@ A pattern is one of:
 - ``app.example.com`` or ``*.example.com`` without a scheme: that host, or its
   subdomains, with any scheme and port.
 
-Hosts compare without regard to case. The origin ``null``, which browsers send
-from sandboxed frames and ``file:`` pages, matches only ``*``.
+Hosts compare without regard to case, and in their ASCII (IDNA, punycode)
+form: the pattern ``https://münchen.example`` matches the origin
+``https://xn--mnchen-3ya.example`` that browsers send, and either spelling works
+on either side. The origin ``null``, which browsers send from sandboxed frames
+and ``file:`` pages, matches only ``*``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from encodings import idna
 from functools import lru_cache
 from urllib.parse import urlsplit
 
 __all__ = ["OriginPattern", "is_origin_allowed", "parse_origin_pattern"]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+_IDNA_DEVIATIONS = frozenset("\u00df\u03c2\u200c\u200d")
+"""ß, ς, and the zero-width joiners: IDNA 2003 (Python's ``idna`` codec) maps
+them away, where browsers, following IDNA 2008 and UTS #46 without transitional
+processing, keep and encode them. A host with one of them gets no ASCII form
+here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,8 +60,8 @@ def parse_origin_pattern(text: str) -> OriginPattern:
 
     Raises:
         ValueError: the pattern has a space or control character, a path, a
-        query, user info, an invalid port, an empty host, or a ``*`` anywhere
-        but as the first label.
+        query, user info, an invalid port, an empty host, a ``*`` anywhere
+        but as the first label, or a non-ASCII host with no IDNA form.
     """
     text = text.strip()
     if text == "*":
@@ -79,6 +88,10 @@ def parse_origin_pattern(text: str) -> OriginPattern:
             f"invalid origin pattern {text!r}: a * may only stand for the "
             "subdomains, as in https://*.example.com"
         )
+    try:
+        host = _ascii_host(host)
+    except ValueError as exc:
+        raise ValueError(f"invalid origin pattern {text!r}: {exc}") from None
     return OriginPattern(scheme, host, port, subdomains)
 
 
@@ -90,6 +103,7 @@ def is_origin_allowed(patterns: tuple[str, ...], origin: str) -> bool:
     compiled = _compile(patterns)
     try:
         scheme, host, port = _split_origin(origin)
+        host = _ascii_host(host)
     except ValueError:
         # Only a pattern that matches everything lets an unparsable origin,
         # such as "null", through.
@@ -100,6 +114,35 @@ def is_origin_allowed(patterns: tuple[str, ...], origin: str) -> bool:
 @lru_cache(maxsize=1024)
 def _compile(patterns: tuple[str, ...]) -> tuple[OriginPattern, ...]:
     return tuple(parse_origin_pattern(pattern) for pattern in patterns)
+
+
+def _ascii_host(host: str) -> str:
+    """Return ``host``, lower case, with each non-ASCII label in its IDNA
+    ASCII form (``xn--...``).
+
+    Raises:
+        ValueError: a label cannot be encoded (too long, or a character that
+        IDNA prohibits or that browsers encode differently).
+    """
+    if host.isascii():
+        return host.lower()
+    labels = []
+    for label in host.split("."):
+        if label.isascii():
+            labels.append(label.lower())
+            continue
+        if _IDNA_DEVIATIONS.intersection(label):
+            raise ValueError(
+                f"the label {label!r} has ß, ς or a zero-width joiner, which "
+                "browsers encode another way; write its xn-- form"
+            )
+        try:
+            labels.append(idna.ToASCII(label).decode("ascii").lower())
+        except UnicodeError as exc:
+            raise ValueError(
+                f"the label {label!r} has no IDNA form ({exc}); write its xn-- form"
+            ) from None
+    return ".".join(labels)
 
 
 def _split_origin(text: str) -> tuple[str, str, int | None]:

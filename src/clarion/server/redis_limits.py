@@ -12,12 +12,16 @@ from redis.exceptions import RedisError
 
 from clarion.server.limits import LocalLimitCounter
 
-__all__ = ["CONNECTION_SYNC_INTERVAL", "RedisLimitCounter"]
+__all__ = ["COMMAND_TIMEOUT", "CONNECTION_SYNC_INTERVAL", "RedisLimitCounter"]
 
 logger = logging.getLogger(__name__)
 
 CONNECTION_SYNC_INTERVAL = 0.5
 """Seconds between two exchanges of per-app connection counts with Redis."""
+COMMAND_TIMEOUT = 1.0
+"""Seconds the limit counter waits for Redis to connect or reply before it
+counts in the process. Far above the latency of its small scripts, and short,
+because an HTTP API request waits for its rate check."""
 
 # Count ``amount`` in the current one-second window of a rate if the
 # sliding-window estimate leaves room for it, with the same arithmetic as
@@ -93,10 +97,16 @@ class RedisLimitCounter:
     hash per app (field: node id) and reads the other nodes' totals, which
     admission then adds to its own count without waiting on Redis. So a node
     learns of connections opened elsewhere within about two intervals, and
-    during that time the nodes together can admit more than the quota.
+    during that time the nodes together can admit more than the quota. Each
+    process (each worker of ``--workers``) admits at most the quota, so P
+    processes never hold more than P times the quota.
 
     While Redis is unreachable, rates are counted in this process alone (each
     node then allows the full rate), and admission uses the last totals read.
+    A stalled Redis counts as unreachable after ``COMMAND_TIMEOUT``. Once a
+    command has failed, rate checks stop asking Redis until the exchange loop
+    reaches it again, so an outage delays at most the requests that were
+    waiting for that command.
     """
 
     def __init__(
@@ -110,7 +120,12 @@ class RedisLimitCounter:
         self.prefix = prefix
         self.node_id = node_id or uuid.uuid4().hex[:12]
         self.liveness_ttl = max(1, round(node_timeout))
-        self._redis = aioredis.from_url(url, decode_responses=True)
+        self._redis = aioredis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=COMMAND_TIMEOUT,
+            socket_connect_timeout=COMMAND_TIMEOUT,
+        )
         self._take_rate = self._redis.register_script(_TAKE_RATE)
         self._sync = self._redis.register_script(_SYNC_CONNECTIONS)
         self._fallback = LocalLimitCounter()
@@ -134,6 +149,8 @@ class RedisLimitCounter:
     async def take(self, app_id: str, rate: str, amount: int, limit: int) -> bool:
         if limit <= 0:
             return True
+        if not self._reachable:
+            return self._fallback.take_now(app_id, rate, amount, limit)
         try:
             allowed = await self._take_rate(
                 args=[f"{self.prefix}:{app_id}:rate:{rate}", limit, amount]
@@ -193,6 +210,11 @@ class RedisLimitCounter:
         }
         watched = sorted(self._watched)
         if not changed and not watched:
+            if not self._reachable:
+                # Nothing to exchange, but rate checks wait for this to find
+                # Redis again.
+                await self._redis.ping()
+                self._found()
             return
         args: list[str | int] = [
             self.prefix,

@@ -136,12 +136,21 @@ class Webhooks:
         subscription on another node can still cancel them, or another node
         sends them once they are overdue.
         """
-        fired = 0
+        fired = left = 0
         for delayed in list(self._delayed.values()):
             delayed.timer.cancel()
-            if not delayed.shared:
+            if delayed.shared:
+                left += 1
+            else:
                 delayed.fire()
                 fired += 1
+        if left:
+            logger.info(
+                "Left %d held vacated or removed webhook event(s) in Redis: a "
+                "subscription on another node cancels them, or another node "
+                "sends them once overdue",
+                left,
+            )
         if self._claims:
             await asyncio.wait(list(self._claims), timeout=5)
         batched = sum(len(batch.events) for batch in self._batches.values())
