@@ -22,7 +22,7 @@ RUN useradd --system --user-group --home-dir /var/lib/clarion \
 WORKDIR /opt/clarion
 COPY pyproject.toml README.md ./
 COPY src ./src
-RUN pip install '.[redis]' && rm -rf /opt/clarion/src /opt/clarion/build
+RUN pip install '.[redis,postgres]' && rm -rf /opt/clarion/src /opt/clarion/build
 
 COPY deploy/clarion.toml /etc/clarion/clarion.toml
 
