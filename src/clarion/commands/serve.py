@@ -69,7 +69,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--redis-url",
         metavar="URL",
-        help="redis:// or rediss:// URL of the Redis that the processes share",
+        help="redis://, rediss:// or unix:// URL of the Redis that the processes share",
     )
     parser.add_argument(
         "--drain-seconds",

@@ -74,8 +74,8 @@ class Settings:
     webhook_timeout: int = 10
     """Seconds a webhook receiver has to respond to one request."""
     redis_url: str = ""
-    """``redis://`` or ``rediss://`` URL of the Redis that a cluster shares;
-    empty for one process with in-process state."""
+    """``redis://``, ``rediss://`` or ``unix://`` URL of the Redis that a
+    cluster shares; empty for one process with in-process state."""
     redis_prefix: str = "clarion"
     """Prefix of every Redis key and channel, so deployments can share a Redis."""
     workers: int = 1
