@@ -93,11 +93,17 @@ async def test_client_unreachable_then_available(
     try:
         client.connect()
         await wait_until(lambda: client.connection.state == "unavailable")
+        # The attempt fails when the proxy cannot reach port 1 and closes.
+        await wait_until(lambda: client.connection.last_error is not None)
+        failed_state = client.connection.state
         proxy.target_port = start_server().port
         await wait_until(lambda: client.connection.state == "connected")
+        error_when_connected = client.connection.last_error
     finally:
         await client.aclose()
         await proxy.close()
+    assert failed_state == "unavailable"
+    assert error_when_connected is None
     assert [change.current for change in changes.values] == [
         "connecting",
         "unavailable",
