@@ -5,9 +5,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
-__all__ = ["LOG_FORMATS", "JsonFormatter", "configure_logging"]
+__all__ = [
+    "LOG_FORMATS",
+    "JsonFormatter",
+    "configure_logging",
+    "held_records",
+    "replay_records",
+]
 
 LOG_FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -52,3 +60,38 @@ def configure_logging(level: str, log_format: str) -> None:
     else:
         handler.setFormatter(logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
+class _RecordList(logging.Handler):
+    def __init__(self, records: list[logging.LogRecord]) -> None:
+        super().__init__()
+        self.records = records
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextmanager
+def held_records() -> Iterator[list[logging.LogRecord]]:
+    """Collect the records that ``clarion`` loggers emit inside the block,
+    without emitting them, for ``replay_records`` to emit once
+    ``configure_logging`` has run."""
+    records: list[logging.LogRecord] = []
+    handler = _RecordList(records)
+    logger = logging.getLogger("clarion")
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+def replay_records(records: list[logging.LogRecord]) -> None:
+    """Emit records collected by ``held_records`` at the configured level."""
+    for record in records:
+        logger = logging.getLogger(record.name)
+        if logger.isEnabledFor(record.levelno):
+            logger.handle(record)

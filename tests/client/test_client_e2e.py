@@ -24,6 +24,7 @@ from clarion.client import (
     PresenceChannel,
     StateChange,
     UnsupportedFeature,
+    connection as connection_module,
 )
 from server_process import ServerProcess
 
@@ -92,17 +93,63 @@ async def test_client_unreachable_then_available(
     try:
         client.connect()
         await wait_until(lambda: client.connection.state == "unavailable")
+        # The attempt fails when the proxy cannot reach port 1 and closes.
+        await wait_until(lambda: client.connection.last_error is not None)
+        failed_state = client.connection.state
         proxy.target_port = start_server().port
         await wait_until(lambda: client.connection.state == "connected")
+        error_when_connected = client.connection.last_error
     finally:
         await client.aclose()
         await proxy.close()
+    assert failed_state == "unavailable"
+    assert error_when_connected is None
     assert [change.current for change in changes.values] == [
         "connecting",
         "unavailable",
         "connected",
         "disconnected",
     ]
+
+
+async def test_client_connect_exception_retries(
+    clarion: ServerProcess,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An unexpected exception while connecting is logged and fails only that
+    attempt: the next attempt connects."""
+    real_connect = connection_module.connect
+    failures = 2
+
+    async def connect_failing_twice(*args: Any, **options: Any) -> Any:
+        nonlocal failures
+        if failures:
+            failures -= 1
+            raise RuntimeError("injected connect failure")
+        return await real_connect(*args, **options)
+
+    monkeypatch.setattr(connection_module, "connect", connect_failing_twice)
+    client = Client(
+        clarion.key,
+        host=clarion.host,
+        port=clarion.port,
+        attempt_timeout=0.2,
+        max_attempt_timeout=0.2,
+    )
+    try:
+        client.connect()
+        await wait_until(lambda: client.connection.state == "connected")
+    finally:
+        await client.aclose()
+    logged = [
+        record
+        for record in caplog.records
+        if record.name == "clarion.client" and record.levelname == "ERROR"
+    ]
+    assert len(logged) == 2
+    assert all("injected connect failure" in str(r.exc_info) for r in logged)
+    assert client.connection.last_error is None
 
 
 # -- Channels ----------------------------------------------------------------------

@@ -64,6 +64,30 @@ async def test_json_logs_carry_app_and_socket_ids(
     assert SECRET not in server.log_text()
 
 
+def test_environment_app_warning_logged_as_json(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """serve logs the warning that CLARION_APP_* replace the file's apps in the
+    configured format, once logging is set up."""
+    environment = {
+        "CLARION_APP_ID": "42",
+        "CLARION_APP_KEY": "environment-key",
+        "CLARION_APP_SECRET": "environment-secret-value",
+    }
+    server = start_server(CONFIG, args=("--log-format", "json"), env=environment)
+    server.stop()
+
+    records = [json.loads(line) for line in lines_of(server.log_text())]
+    warnings = [
+        record for record in records if record["logger"] == "clarion.server.config"
+    ]
+    assert len(warnings) == 1
+    assert warnings[0]["level"] == "WARNING"
+    assert "(ids: 7)" in warnings[0]["message"]
+    assert SECRET not in server.log_text()
+    assert "environment-secret-value" not in server.log_text()
+
+
 def test_text_logs_are_readable_lines(server: ServerProcess) -> None:
     """By default the log is plain lines: time, level, logger, message."""
     server.stop()

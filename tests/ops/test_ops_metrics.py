@@ -102,6 +102,7 @@ async def test_metrics_follow_websocket_traffic(server: ServerProcess) -> None:
     )
     assert value(samples, "clarion_processes") == 1
     assert value(samples, "clarion_event_loop_lag_seconds") is not None
+    assert [name for name, _ in samples if name.endswith("_created")] == []
     assert (value(samples, "clarion_resident_memory_bytes") or 0) > 0
 
     await client.close()

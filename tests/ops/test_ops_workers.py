@@ -93,6 +93,8 @@ async def test_workers_report_combined_totals(supervisor: ServerProcess) -> None
         assert value(samples, "clarion_connections", transport="websocket") == CLIENTS
     for samples in later:
         assert value(samples, "clarion_processes") == 2
+    for samples in later:
+        assert [name for name, _ in samples if name.endswith("_created")] == []
 
 
 async def test_workers_drop_gauges_of_dead_worker(supervisor: ServerProcess) -> None:

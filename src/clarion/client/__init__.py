@@ -29,11 +29,14 @@ The names follow pusher-js in Python spelling:
   ``ChannelAuthorizationRequest(socket_id, channel_name)`` or
   ``UserAuthenticationRequest(socket_id)`` and returning the auth JSON object
   (``auth``, plus ``channel_data``, ``shared_secret`` or ``user_data``), or an
-  awaitable of it.
+  awaitable of it. ``ssl_context`` checks the server certificate of a
+  ``wss://`` connection; without it, ``ssl.create_default_context()`` trusts
+  the system's CAs, or those in the ``SSL_CERT_FILE`` file.
 - ``connect()``, ``disconnect()``, ``aclose()`` (disconnect and wait), and
   ``async with Client(...)``.
 - ``client.connection.state``: ``initialized``, ``connecting``, ``connected``,
-  ``unavailable``, ``failed`` or ``disconnected``; ``client.connection.socket_id``.
+  ``unavailable``, ``failed`` or ``disconnected``; ``client.connection.socket_id``;
+  ``client.connection.last_error``, the exception of the latest failed attempt.
 - ``client.connection.bind(event, callback)`` binds to ``state_change``, which
   carries a ``StateChange`` with ``previous`` and ``current``. It also binds to
   each state's name (``connected`` gets ``{"socket_id": ...}``), to

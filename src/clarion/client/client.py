@@ -46,8 +46,10 @@ class Client:
     or a callable (see :mod:`clarion.client.auth`); ``auth_params`` and
     ``auth_headers`` go with every request to an endpoint URL. ``jitter``
     stretches every reconnect delay and attempt timeout by a random fraction of
-    up to that much. Only the WebSocket transport exists: there are no HTTP
-    fallbacks.
+    up to that much. ``ssl_context`` checks the certificate of a ``wss://``
+    server; without it, ``ssl.create_default_context()`` trusts the system's CAs,
+    or those in the ``SSL_CERT_FILE`` file. Only the WebSocket transport exists:
+    there are no HTTP fallbacks.
     """
 
     def __init__(

@@ -78,6 +78,7 @@ class Connection:
             **machine_options,
         )
         self._ssl_context = ssl_context
+        self._last_error: BaseException | None = None
         self._state = self._machine.state.value
         self._emitter = EventEmitter()
         # The client's own listeners run before the application's and survive
@@ -100,6 +101,15 @@ class Connection:
     def socket_id(self) -> str | None:
         """The server-assigned id of the latest connection, or None before one."""
         return self._machine.socket_id
+
+    @property
+    def last_error(self) -> BaseException | None:
+        """The exception of the latest failed connection attempt.
+
+        It is None before the first failure and again once a WebSocket opens,
+        and explains why the state stays ``connecting`` or ``unavailable``.
+        """
+        return self._last_error
 
     @property
     def activity_timeout(self) -> float:
@@ -223,7 +233,7 @@ class Connection:
         try:
             websocket = await connect(
                 url,
-                ssl=self._ssl_context if url.startswith("wss:") else None,
+                ssl=self._tls_context() if url.startswith("wss:") else None,
                 proxy=None,
                 open_timeout=None,
                 ping_interval=None,
@@ -233,10 +243,19 @@ class Connection:
                 user_agent_header=None,
             )
         except (OSError, WebSocketException) as exc:
-            logger.debug("Connection attempt to %s failed: %s", url, exc)
-            self._machine.socket_failed(socket)
-            self._run_effects()
+            # Refused, unreachable, a TLS failure or an HTTP error: the attempt
+            # loop retries, so this is routine.
+            logger.info("Connection attempt to %s failed: %s", url, exc)
+            self._fail_attempt(socket, exc)
             return
+        except Exception as exc:
+            # Anything else is a bug or a bad option, such as an SSLContext
+            # made for servers. It fails this attempt like any other, so the
+            # client keeps retrying instead of waiting forever.
+            logger.error("Connection attempt to %s failed", url, exc_info=True)
+            self._fail_attempt(socket, exc)
+            return
+        self._last_error = None
         if not self._machine.is_live_socket(socket):
             await websocket.close()
             return
@@ -272,6 +291,18 @@ class Connection:
             socket, code, reason, was_clean=received is not None, lifetime=lifetime
         )
         self._run_effects()
+
+    def _fail_attempt(self, socket: int, error: BaseException) -> None:
+        self._last_error = error
+        self._machine.socket_failed(socket)
+        self._run_effects()
+
+    def _tls_context(self) -> ssl.SSLContext:
+        # The default context trusts the system's CAs, or those that
+        # SSL_CERT_FILE and SSL_CERT_DIR name. It is made on first use.
+        if self._ssl_context is None:
+            self._ssl_context = ssl.create_default_context()
+        return self._ssl_context
 
     async def _write(
         self, websocket: ClientConnection, queue: asyncio.Queue[str]

@@ -9,17 +9,32 @@ import binascii
 import hashlib
 import json
 import logging
+import os
 import signal
+import ssl
 import sys
 from contextlib import suppress
 from typing import Any
 
 __all__ = ["add_parser"]
 
-# The exit status is 0 after --count events, --timeout or Ctrl-C. It is 1 when
-# the server rejected the connection, and 2 for invalid arguments.
-EXIT_REFUSED = 1
+DEV_APP_KEY = "app-key"
+"""The key of the development app that ``clarion serve`` runs by default."""
+
+EXIT_NOT_CONNECTED = 1
+"""The server refused the connection, or none was open when --timeout ended."""
 EXIT_USAGE = 2
+EXIT_SUBSCRIPTION_FAILED = 3
+"""The server or the auth endpoint rejected a subscription."""
+
+EXIT_STATUS_HELP = """\
+exit status:
+  0  --count events printed, --timeout reached while connected, or Ctrl-C
+  1  the server refused the connection, or --timeout ended with no connection
+  2  invalid arguments
+  3  a subscription failed (pusher:subscription_error, such as an auth
+     endpoint's 401 or 403); listen stops at the first one
+"""
 
 
 def add_parser(subparsers: Any) -> None:
@@ -30,8 +45,13 @@ def add_parser(subparsers: Any) -> None:
             "Connect to a Clarion (or any Pusher protocol) server, subscribe to "
             "the channels and print each event on stdout as one JSON line: "
             '{"channel": ..., "event": ..., "data": ...}. Connection states '
-            "and subscription results go to stderr."
+            "and subscription results go to stderr. CLARION_APP_KEY and "
+            "CLARION_APP_SECRET set the defaults of --key and --secret, as for "
+            "clarion trigger. With --tls, the server certificate is checked "
+            "against the system's CAs, or the file in SSL_CERT_FILE, or --ca-file."
         ),
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("channels", nargs="+", metavar="CHANNEL", help="channel name")
     parser.add_argument(
@@ -41,7 +61,17 @@ def add_parser(subparsers: Any) -> None:
         "--port", type=int, default=6001, help="server port (default 6001)"
     )
     parser.add_argument("--tls", action="store_true", help="connect with wss://")
-    parser.add_argument("--key", default="app-key", help="app key (default app-key)")
+    parser.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="PEM file of the CA certificates to trust for --tls instead of the "
+        "system's, such as a private CA",
+    )
+    parser.add_argument(
+        "--key",
+        default=os.environ.get("CLARION_APP_KEY", DEV_APP_KEY),
+        help="app key (default: CLARION_APP_KEY, else app-key)",
+    )
 
     auth = parser.add_mutually_exclusive_group()
     auth.add_argument(
@@ -53,7 +83,8 @@ def add_parser(subparsers: Any) -> None:
     auth.add_argument(
         "--secret",
         help="app secret, to sign private and presence subscriptions locally "
-        "instead of asking an auth endpoint (development only)",
+        "instead of asking an auth endpoint (development only; default: "
+        "CLARION_APP_SECRET, which --auth-endpoint overrides)",
     )
     parser.add_argument(
         "--user-id",
@@ -94,6 +125,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.timeout is not None and args.timeout <= 0:
         print("clarion listen: --timeout must be a positive number", file=sys.stderr)
+        return EXIT_USAGE
+    if args.ca_file is not None and not args.tls:
+        print("clarion listen: --ca-file needs --tls", file=sys.stderr)
         return EXIT_USAGE
     logging.basicConfig(
         level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
@@ -152,7 +186,10 @@ async def listen(args: argparse.Namespace) -> int:
     from clarion.client import BadChannelName, Client
 
     authorizer: Any = args.auth_endpoint
-    if args.secret is not None:
+    secret = args.secret
+    if secret is None and args.auth_endpoint is None:
+        secret = os.environ.get("CLARION_APP_SECRET") or None
+    if secret is not None:
         master_key = None
         if args.encryption_master_key_base64 is not None:
             try:
@@ -163,21 +200,30 @@ async def listen(args: argparse.Namespace) -> int:
                     file=sys.stderr,
                 )
                 return EXIT_USAGE
-        authorizer = local_authorizer(args.key, args.secret, args.user_id, master_key)
+        authorizer = local_authorizer(args.key, secret, args.user_id, master_key)
+    try:
+        ssl_context = _ssl_context(args.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        print(f"clarion listen: cannot read --ca-file: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     client = Client(
         args.key,
         host=args.host,
         port=args.port,
         tls=args.tls,
         channel_authorizer=authorizer,
+        ssl_context=ssl_context,
     )
     done = asyncio.Event()
     printed = 0
+    subscription_failed = False
 
     def on_state_change(change: Any) -> None:
         print(
             f"state: {change.previous} -> {change.current}", file=sys.stderr, flush=True
         )
+        if change.current == "unavailable":
+            _print_not_connected(client.connection.last_error, args, retrying=True)
         if change.current == "disconnected":
             done.set()
 
@@ -186,7 +232,7 @@ async def listen(args: argparse.Namespace) -> int:
 
     def printer(channel_name: str) -> Any:
         def print_event(event: str, data: Any) -> None:
-            nonlocal printed
+            nonlocal printed, subscription_failed
             if event.startswith("pusher:") and not args.internal:
                 if event == "pusher:subscription_succeeded":
                     print(f"subscribed: {channel_name}", file=sys.stderr, flush=True)
@@ -197,11 +243,14 @@ async def listen(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
-                return
-            record = {"channel": channel_name, "event": event, "data": data}
-            print(json.dumps(record, default=_plain), flush=True)
-            printed += 1
-            if args.count is not None and printed >= args.count:
+            else:
+                record = {"channel": channel_name, "event": event, "data": data}
+                print(json.dumps(record, default=_plain), flush=True)
+                printed += 1
+                if args.count is not None and printed >= args.count:
+                    done.set()
+            if event == "pusher:subscription_error":
+                subscription_failed = True
                 done.set()
 
         return print_event
@@ -220,14 +269,75 @@ async def listen(args: argparse.Namespace) -> int:
         with suppress(NotImplementedError):
             loop.add_signal_handler(signal_number, done.set)
     client.connect()
+    timed_out = False
     try:
         async with asyncio.timeout(args.timeout):
             await done.wait()
     except TimeoutError:
-        pass
-    refused = client.connection.state == "disconnected"
+        timed_out = True
+    state = client.connection.state
     await client.aclose()
-    return EXIT_REFUSED if refused else 0
+    if subscription_failed:
+        return EXIT_SUBSCRIPTION_FAILED
+    if state == "disconnected":
+        return EXIT_NOT_CONNECTED
+    if timed_out and state != "connected":
+        print(
+            f"clarion listen: not connected when --timeout {args.timeout:g} ended",
+            file=sys.stderr,
+        )
+        _print_not_connected(client.connection.last_error, args, retrying=False)
+        return EXIT_NOT_CONNECTED
+    return 0
+
+
+def _ssl_context(ca_file: str | None) -> ssl.SSLContext | None:
+    """Return a context that trusts ``ca_file`` only, or None for the default.
+
+    Raises:
+        OSError: the file cannot be read.
+        ssl.SSLError: the file contains no valid PEM certificate.
+    """
+    if ca_file is None:
+        return None
+    return ssl.create_default_context(cafile=ca_file)
+
+
+def _print_not_connected(
+    error: BaseException | None, args: argparse.Namespace, *, retrying: bool
+) -> None:
+    """Print why no connection is open and what may fix it."""
+    suffix = "; still trying" if retrying else ""
+    if error is None:
+        print(f"not connected{suffix}", file=sys.stderr, flush=True)
+        return
+    print(
+        f"not connected: the last attempt failed: {error}{suffix}",
+        file=sys.stderr,
+        flush=True,
+    )
+    hint = _hint(error, args)
+    if hint:
+        print(f"hint: {hint}", file=sys.stderr, flush=True)
+
+
+def _hint(error: BaseException, args: argparse.Namespace) -> str:
+    from websockets.exceptions import InvalidMessage
+
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return (
+            "the server's certificate is not trusted; if a private CA issued "
+            "it, pass --ca-file FILE or set SSL_CERT_FILE"
+        )
+    if isinstance(error, ssl.SSLError):
+        return "the server may not serve TLS on this port; try without --tls"
+    if isinstance(error, ConnectionRefusedError):
+        return f"no server accepts connections on {args.host} port {args.port}"
+    if isinstance(error, InvalidMessage) and not args.tls:
+        # A TLS server reads the plain HTTP request as a broken TLS handshake
+        # and closes the connection without an HTTP response.
+        return "if the server serves TLS (wss://) on this port, add --tls"
+    return ""
 
 
 def _plain(value: Any) -> Any:

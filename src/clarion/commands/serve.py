@@ -69,7 +69,7 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--redis-url",
         metavar="URL",
-        help="redis:// or rediss:// URL of the Redis that the processes share",
+        help="redis://, rediss:// or unix:// URL of the Redis that the processes share",
     )
     parser.add_argument(
         "--drain-seconds",
@@ -86,7 +86,7 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from clarion.logs import configure_logging
+    from clarion.logs import configure_logging, held_records, replay_records
     from clarion.server.app import ListenError, run as run_server
     from clarion.server.config import ConfigError, load_settings
     from clarion.server.tls import load_tls_context
@@ -107,7 +107,10 @@ def run(args: argparse.Namespace) -> int:
         "tls_key_file": args.tls_key_file,
     }
     try:
-        settings = load_settings(flags=flags, environ=os.environ)
+        # The log level and format are settings too, so warnings about the
+        # settings wait until logging is configured.
+        with held_records() as records:
+            settings = load_settings(flags=flags, environ=os.environ)
         # Checked here too, so that a bad file stops the supervisor of
         # --workers at once instead of every worker over and over.
         load_tls_context(settings)
@@ -115,6 +118,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"clarion: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
+    replay_records(records)
     if settings.workers > 1:
         from clarion.server.workers import stop_timeout, supervise
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import os
+import ssl
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,9 @@ def add_parser(subparsers: Any) -> None:
             "API of a Clarion (or any Pusher protocol) server, and print the "
             "server's JSON answer. The app credentials default to the "
             "CLARION_APP_ID, CLARION_APP_KEY and CLARION_APP_SECRET environment "
-            "variables, then to the development app (1, app-key, app-secret)."
+            "variables, then to the development app (1, app-key, app-secret). "
+            "With --tls, the server certificate is checked against the system's "
+            "CAs, or the file in SSL_CERT_FILE, or --ca-file."
         ),
     )
 
@@ -55,6 +58,12 @@ def add_parser(subparsers: Any) -> None:
         "--port", type=int, default=6001, help="server port (default 6001)"
     )
     parser.add_argument("--tls", action="store_true", help="use https://")
+    parser.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="PEM file of the CA certificates to trust for --tls instead of the "
+        "system's, such as a private CA",
+    )
 
     parser.add_argument(
         "--app-id", default=os.environ.get("CLARION_APP_ID", DEV_APP_ID), help="app id"
@@ -99,6 +108,16 @@ def run(args: argparse.Namespace) -> int:
     data = sys.stdin.read() if args.data == "-" else args.data
     info = [part.strip() for part in (args.info or "").split(",") if part.strip()]
     scheme = "https" if args.tls else "http"
+    if args.ca_file is not None and not args.tls:
+        print("clarion trigger: --ca-file needs --tls", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        ssl_context = (
+            ssl.create_default_context(cafile=args.ca_file) if args.ca_file else None
+        )
+    except (OSError, ssl.SSLError) as exc:
+        print(f"clarion trigger: cannot read --ca-file: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         client = RestClient(
             app_id=args.app_id,
@@ -107,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             url=f"{scheme}://{_host_for_url(args.host)}:{args.port}",
             encryption_master_key_base64=args.encryption_master_key_base64,
             timeout=args.timeout,
+            ssl_context=ssl_context,
         )
         answer = asyncio.run(_trigger(client, args, data, info))
     except ValueError as exc:
@@ -114,6 +134,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except RestError as exc:
         print(f"clarion trigger: {exc}", file=sys.stderr)
+        if isinstance(exc.__cause__, ssl.SSLCertVerificationError):
+            print(
+                "hint: if a private CA issued the server's certificate, pass "
+                "--ca-file FILE or set SSL_CERT_FILE",
+                file=sys.stderr,
+            )
         return EXIT_FAILED
     print(json.dumps(answer, separators=(",", ":"), ensure_ascii=False))
     return 0

@@ -3,6 +3,7 @@ variables over the TOML file, over the defaults."""
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -22,6 +23,8 @@ __all__ = [
     "check_dev_app_exposure",
     "load_settings",
 ]
+
+logger = logging.getLogger(__name__)
 
 DEV_APP = App(id="1", key="app-key", secret="app-secret", client_events=True)
 """The development app served when nothing else is configured. Its secret is public."""
@@ -71,8 +74,8 @@ class Settings:
     webhook_timeout: int = 10
     """Seconds a webhook receiver has to respond to one request."""
     redis_url: str = ""
-    """``redis://`` or ``rediss://`` URL of the Redis that a cluster shares;
-    empty for one process with in-process state."""
+    """``redis://``, ``rediss://`` or ``unix://`` URL of the Redis that a
+    cluster shares; empty for one process with in-process state."""
     redis_prefix: str = "clarion"
     """Prefix of every Redis key and channel, so deployments can share a Redis."""
     workers: int = 1
@@ -207,7 +210,8 @@ def load_settings(
 
     ``CLARION_CONFIG`` or the ``config`` flag names the TOML file. The
     ``CLARION_APP_ID``, ``CLARION_APP_KEY`` and ``CLARION_APP_SECRET`` variables
-    define one app that replaces the apps of the file.
+    define one app that replaces the apps of the file, with a warning logged
+    when the file has apps.
 
     Raises:
         ConfigError: a value is invalid, or the development app would be exposed
@@ -243,7 +247,11 @@ def load_settings(
             f"Unknown setting(s) in [server]: {', '.join(sorted(unknown))}"
         )
 
-    apps = _apps_from_environ(environ) or _apps_from_document(document)
+    apps = _apps_from_environ(environ)
+    if apps:
+        _warn_replaced_apps(apps[0], document, config_path)
+    else:
+        apps = _apps_from_document(document)
     if apps:
         values["apps"] = apps
     settings = Settings(**values)
@@ -326,6 +334,25 @@ def _apps_from_environ(environ: Mapping[str, str]) -> tuple[App, ...]:
             )
         )
     return (_build_app(table, "CLARION_APP_*"),)
+
+
+def _warn_replaced_apps(
+    app: App, document: Mapping[str, Any], config_path: str | None
+) -> None:
+    """Log a warning naming the config file's apps that ``app``, defined by the
+    ``CLARION_APP_*`` variables, replaces."""
+    tables = document.get("apps")
+    if not isinstance(tables, list) or not tables:
+        return
+    ids = [str(table.get("id")) for table in tables if isinstance(table, dict)]
+    logger.warning(
+        "CLARION_APP_ID, CLARION_APP_KEY and CLARION_APP_SECRET define app %s, "
+        "which replaces the apps of %s (ids: %s). Unset those variables to "
+        "serve the file's apps.",
+        app.id,
+        config_path,
+        ", ".join(ids),
+    )
 
 
 def _apps_from_document(document: Mapping[str, Any]) -> tuple[App, ...]:

@@ -27,6 +27,7 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -70,6 +71,10 @@ class Metrics:
     """The metrics that ``/metrics`` exposes for a hub."""
 
     def __init__(self, hub: Hub) -> None:
+        # prometheus_client adds a *_created series with the creation time to
+        # every counter and histogram. They double the output and dashboards
+        # rarely read them, so none is exported. The switch is process-wide.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.hub = hub
         self.multiprocess = MULTIPROCESS_DIRECTORY_VARIABLE in os.environ
         self.registry = CollectorRegistry()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -441,3 +442,38 @@ def test_app_repr_hides_secret() -> None:
 def test_dev_app_repr_hides_secret() -> None:
     """repr of the default settings does not show the public dev secret either."""
     assert "app-secret" not in repr(load_settings())
+
+
+ENVIRONMENT_APP = {
+    "CLARION_APP_ID": "42",
+    "CLARION_APP_KEY": "environment-key",
+    "CLARION_APP_SECRET": "environment-secret-value",
+}
+
+
+def test_environment_app_warns_of_replaced_apps(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CLARION_APP_* replace the file's apps with a warning naming their ids,
+    and no secret."""
+    with caplog.at_level(logging.WARNING, logger="clarion.server.config"):
+        settings = load(tmp_path, OWN_APP_TOML, environ=ENVIRONMENT_APP)
+    assert [app.id for app in settings.apps] == ["42"]
+    warnings = [r for r in caplog.records if r.name == "clarion.server.config"]
+    assert len(warnings) == 1
+    assert warnings[0].levelname == "WARNING"
+    message = warnings[0].getMessage()
+    assert "app 42" in message
+    assert "(ids: 7)" in message
+    assert "own-secret-value" not in message
+    assert "environment-secret-value" not in message
+
+
+def test_environment_app_without_file_is_quiet(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CLARION_APP_* without apps in the file log no warning."""
+    with caplog.at_level(logging.WARNING, logger="clarion.server.config"):
+        settings = load(tmp_path, environ=ENVIRONMENT_APP)
+    assert [app.id for app in settings.apps] == ["42"]
+    assert not [r for r in caplog.records if r.name == "clarion.server.config"]
