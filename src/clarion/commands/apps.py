@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import secrets
 import sys
@@ -225,9 +226,13 @@ def _run(
         from clarion.server.app_store import (
             AppStoreError,
             DuplicateAppError,
+            UnreadableAppError,
             open_app_store,
         )
         from clarion.server.config import ConfigError, load_settings
+
+        # The store logs rows it skips; the commands print them themselves.
+        logging.getLogger("clarion").addHandler(logging.NullHandler())
 
         flags = {
             "config": args.config,
@@ -236,7 +241,12 @@ def _run(
         }
         try:
             settings = load_settings(flags=flags, environ=os.environ)
-            store = open_app_store(settings.app_store, settings.data_dir, create=True)
+            store = open_app_store(
+                settings.app_store,
+                settings.data_dir,
+                create=True,
+                timeout=settings.app_store_timeout_ms / 1000,
+            )
         except (ConfigError, AppStoreError) as exc:
             print(f"clarion: {exc}", file=sys.stderr)
             return 2
@@ -245,6 +255,13 @@ def _run(
         except (UsageError, ConfigError, DuplicateAppError) as exc:
             print(f"clarion: {exc}", file=sys.stderr)
             return 2
+        except UnreadableAppError as exc:
+            print(
+                f"clarion: {exc}. Fix the row, or delete the app with "
+                f"`clarion apps delete {getattr(args, 'id', '')}`".rstrip(),
+                file=sys.stderr,
+            )
+            return 1
         except AppStoreError as exc:
             print(f"clarion: app store failed: {exc}", file=sys.stderr)
             return 1
@@ -315,6 +332,8 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
 
 def _list(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
     apps = store.load_apps()
+    for reason in store.skipped:
+        print(f"clarion: skipped: {reason}", file=sys.stderr)
     if args.json:
         _print_json([_describe(app, show_secret=args.show_secret) for app in apps])
         return 0
@@ -401,10 +420,10 @@ def _retire(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
 
 
 def _update_app(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
-    from clarion.server.config import app_from_table
+    from clarion.server.config import app_from_table, app_to_table
 
     app = _find(store, args.id)
-    table = _table_of(app)
+    table = app_to_table(app)
     for name in (*(name for name, _, _ in _SWITCHES), "watchlist_events"):
         if getattr(args, name) is not None:
             table[name] = getattr(args, name)
@@ -436,30 +455,6 @@ def _update_app(args: argparse.Namespace, settings: Settings, store: AppStore) -
             f"Updated app {app.id}; servers apply it within {_refresh_text(settings)}."
         )
     return 0
-
-
-def _table_of(app: App) -> dict[str, Any]:
-    """Return the app as an ``[[apps]]`` table of the config file."""
-    table: dict[str, Any] = {
-        "id": app.id,
-        "key": app.key,
-        "secret": app.secret,
-        "enabled": app.enabled,
-        "watchlist_events": app.watchlist_events,
-        **{name: getattr(app, name) for name, _, _ in _SWITCHES},
-        **dataclasses.asdict(app.limits),
-        "allowed_origins": list(app.allowed_origins),
-    }
-    table["webhooks"] = [
-        {
-            "url": target.url,
-            "event_types": sorted(target.event_types),
-            "channel_prefix": target.channel_prefix,
-            "headers": dict(target.headers),
-        }
-        for target in app.webhooks
-    ]
-    return table
 
 
 def _split_list(value: str) -> list[str]:

@@ -173,7 +173,12 @@ async def open_registry(settings: Settings) -> CachedAppRegistry:
         would be served beyond loopback.
     """
     try:
-        store = open_app_store(settings.app_store, settings.data_dir, create=False)
+        store = open_app_store(
+            settings.app_store,
+            settings.data_dir,
+            create=False,
+            timeout=settings.app_store_timeout_ms / 1000,
+        )
     except AppStoreError as exc:
         raise ConfigError(str(exc)) from exc
     registry = CachedAppRegistry(
@@ -181,6 +186,7 @@ async def open_registry(settings: Settings) -> CachedAppRegistry:
         store,
         refresh_interval=settings.app_refresh_ms / 1000,
         dev_app=DEV_APP if settings.dev_app_allowed else None,
+        read_timeout=settings.app_store_timeout_ms / 1000,
     )
     if await registry.refresh():
         logger.info(
