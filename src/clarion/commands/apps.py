@@ -383,17 +383,19 @@ def _show(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
 
 
 def _rotate(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
-    app = _find(store, args.id)
-    if app.previous_secret and not args.force:
-        raise UsageError(
-            f"App {app.id} still has a valid previous secret from the last "
-            f"rotation. Retire it first with `clarion apps retire-secret {app.id}`, "
-            "or pass --force to drop it at once"
+    def rotate(app: App) -> App:
+        if app.previous_secret and not args.force:
+            raise UsageError(
+                f"App {app.id} still has a valid previous secret from the last "
+                "rotation. Retire it first with "
+                f"`clarion apps retire-secret {app.id}`, or pass --force to drop "
+                "it at once"
+            )
+        return dataclasses.replace(
+            app, secret=secrets.token_hex(SECRET_BYTES), previous_secret=app.secret
         )
-    rotated = dataclasses.replace(
-        app, secret=secrets.token_hex(SECRET_BYTES), previous_secret=app.secret
-    )
-    _update(store, rotated)
+
+    rotated = _modify(store, args.id, rotate)
     if args.json:
         _print_json({"id": rotated.id, "secret": rotated.secret})
         return 0
@@ -407,10 +409,12 @@ def _rotate(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
 
 
 def _retire(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
-    app = _find(store, args.id)
-    if not app.previous_secret:
-        raise UsageError(f"App {app.id} has no previous secret to retire")
-    _update(store, dataclasses.replace(app, previous_secret=""))
+    def retire(app: App) -> App:
+        if not app.previous_secret:
+            raise UsageError(f"App {app.id} has no previous secret to retire")
+        return dataclasses.replace(app, previous_secret="")
+
+    app = _modify(store, args.id, retire)
     if not args.json:
         print(
             f"Retired the previous secret of app {app.id}; servers reject it "
@@ -422,37 +426,35 @@ def _retire(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
 def _update_app(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
     from clarion.server.config import app_from_table, app_to_table
 
-    app = _find(store, args.id)
-    table = app_to_table(app)
-    for name in (*(name for name, _, _ in _SWITCHES), "watchlist_events"):
-        if getattr(args, name) is not None:
-            table[name] = getattr(args, name)
-    table.update(_parse_limits(args.limit))
-    if args.allowed_origins is not None:
-        table["allowed_origins"] = _split_list(args.allowed_origins)
     webhooks = _webhook_tables(args)
     if webhooks is not None and args.no_webhooks:
         raise UsageError("Give either --webhook or --no-webhooks, not both")
+    changes: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in (*(name for name, _, _ in _SWITCHES), "watchlist_events")
+        if getattr(args, name) is not None
+    }
+    changes.update(_parse_limits(args.limit))
+    if args.allowed_origins is not None:
+        changes["allowed_origins"] = _split_list(args.allowed_origins)
     if webhooks is not None:
-        table["webhooks"] = webhooks
+        changes["webhooks"] = webhooks
     elif args.no_webhooks:
-        table["webhooks"] = []
-    # Checked as a config table, then the fields that table lacks come back.
-    checked = app_from_table(table, "app")
-    updated = dataclasses.replace(
-        app,
-        **{
-            field.name: getattr(checked, field.name)
-            for field in dataclasses.fields(checked)
-            if field.name in table or field.name in ("limits", "webhooks")
-        },
-    )
-    _update(store, updated)
+        changes["webhooks"] = []
+
+    def update(app: App) -> App:
+        # Checked as a config table; the previous secret, which the table
+        # lacks, is kept.
+        checked = app_from_table({**app_to_table(app), **changes}, "app")
+        return dataclasses.replace(checked, previous_secret=app.previous_secret)
+
+    updated = _modify(store, args.id, update)
     if args.json:
         _print_json(_describe(updated, show_secret=False))
     else:
         print(
-            f"Updated app {app.id}; servers apply it within {_refresh_text(settings)}."
+            f"Updated app {updated.id}; servers apply it within "
+            f"{_refresh_text(settings)}."
         )
     return 0
 
@@ -476,8 +478,9 @@ def _webhook_tables(args: argparse.Namespace) -> list[dict[str, Any]] | None:
 
 
 def _toggle(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
-    app = _find(store, args.id)
-    _update(store, dataclasses.replace(app, enabled=args.enabled))
+    app = _modify(
+        store, args.id, lambda app: dataclasses.replace(app, enabled=args.enabled)
+    )
     if not args.json:
         state = "Enabled" if args.enabled else "Disabled"
         print(
@@ -507,9 +510,12 @@ def _find(store: AppStore, app_id: str) -> App:
     return app
 
 
-def _update(store: AppStore, app: App) -> None:
-    if not store.update_app(app):
-        raise UsageError(f"App {app.id} not found in {store.description}")
+def _modify(store: AppStore, app_id: str, change: Callable[[App], App]) -> App:
+    """Apply ``change`` to the app in one transaction; return the app stored."""
+    app = store.modify_app(app_id, change)
+    if app is None:
+        raise UsageError(f"App {app_id} not found in {store.description}")
+    return app
 
 
 def _new_app_id(taken: set[str]) -> str:

@@ -111,6 +111,17 @@ class AppStore(Protocol):
         """Replace the app with ``app.id``, or return False when there is none."""
         ...
 
+    def modify_app(self, app_id: str, change: Callable[[App], App]) -> App | None:
+        """Read the app, replace it with ``change(app)`` and return that, in one
+        transaction that other writers wait for, so that no change is lost;
+        return None when there is no such app. An exception from ``change``
+        leaves the app as it was.
+
+        Raises:
+            UnreadableAppError: the row is not a valid app.
+        """
+        ...
+
     def delete_app(self, app_id: str) -> bool:
         """Delete the app, or return False when there is none."""
         ...
@@ -186,6 +197,29 @@ class _SqlAppStore:
         _, changed = self._execute("DELETE FROM clarion_apps WHERE id = ?", (app_id,))
         return changed > 0
 
+    _lock_row = ""
+    """What ends a SELECT to lock the row it reads until the transaction ends."""
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
+        raise NotImplementedError
+
+    def modify_app(self, app_id: str, change: Callable[[App], App]) -> App | None:
+        with self._transaction() as execute:
+            rows = execute(
+                f"SELECT {_COLUMNS} FROM clarion_apps WHERE id = ?{self._lock_row}",
+                (app_id,),
+            )
+            if not rows:
+                return None
+            app = change(_read_row(rows[0]))
+            execute(
+                "UPDATE clarion_apps SET key = ?, secret = ?, previous_secret = ?, "
+                "options = ?, limits = ?, webhooks = ?, updated_at = ? WHERE id = ?",
+                (*_write_row(app)[1:], time.time(), app_id),
+            )
+            return app
+
 
 class SQLiteAppStore(_SqlAppStore):
     """Apps in a SQLite file, shared by the processes of one machine.
@@ -225,6 +259,26 @@ class SQLiteAppStore(_SqlAppStore):
             raise AppStoreError(f"{self.description}: {exc}") from exc
         finally:
             connection.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
+        with self._connection() as connection:
+            # BEGIN IMMEDIATE takes the write lock before the read, so a second
+            # writer waits instead of reading what the first is replacing.
+            connection.isolation_level = None
+            connection.execute("BEGIN IMMEDIATE")
+
+            def execute(
+                query: str, parameters: Sequence[object] = ()
+            ) -> list[tuple[Any, ...]]:
+                return [tuple(row) for row in connection.execute(query, parameters)]
+
+            try:
+                yield execute
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
 
     def _create_file(self) -> None:
         # The file contains the app secrets, so only its owner may read it.
@@ -325,6 +379,21 @@ class PostgresAppStore(_SqlAppStore):
                 raise
             logger.info("Reconnecting to %s after: %s", self.description, exc)
             return super()._execute(query, parameters)
+
+    _lock_row = " FOR UPDATE"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
+        with self._connection() as connection, connection.transaction():
+
+            def execute(
+                query: str, parameters: Sequence[object] = ()
+            ) -> list[tuple[Any, ...]]:
+                cursor = connection.execute(query.replace("?", "%s"), parameters)
+                rows = cursor.fetchall() if cursor.description else []
+                return [tuple(row) for row in rows]
+
+            yield execute
 
     def _create_schema(self, connection: Any) -> None:
         try:
