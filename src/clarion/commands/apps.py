@@ -327,6 +327,12 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
         "Keep the secret now: list and show print it only with --show-secret. "
         f"Servers serve the app within {_refresh_text(settings)}."
     )
+    if not stored and not settings.config_apps:
+        print(
+            "It is the first app of the store: servers without apps in their "
+            "config file stop serving the development app (key app-key) within "
+            f"{_refresh_text(settings)}, and close its connections with 4001."
+        )
     return 0
 
 
@@ -497,6 +503,12 @@ def _delete(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
             f"Deleted app {args.id}; servers close its connections within "
             f"{_refresh_text(settings)}."
         )
+        if not settings.config_apps and not store.load_apps() and not store.skipped:
+            print(
+                "The store has no apps left: servers without apps in their "
+                "config file serve the development app again, on loopback "
+                "addresses or with expose_dev_app."
+            )
     return 0
 
 

@@ -15,6 +15,7 @@ from clarion.server.app_store import AppStoreError, open_app_store
 from clarion.server.apps import CachedAppRegistry
 from clarion.server.config import (
     DEV_APP,
+    DEV_APP_WARNING,
     ConfigError,
     Settings,
     check_dev_app_exposure,
@@ -109,10 +110,7 @@ async def serve(
             "on" if app.client_events else "off",
         )
     if any(app.secret == DEV_APP.secret for app in apps.all()):
-        logger.warning(
-            "The development app (id 1, key app-key, secret app-secret) is active. "
-            "Its credentials are public: use them for development only."
-        )
+        logger.warning(DEV_APP_WARNING)
 
     await stop.wait()
     await _stop(hub, server, hurry or asyncio.Event())

@@ -17,6 +17,7 @@ from clarion.protocol.webhooks import EVENT_TYPES, PUSHER_EVENT_TYPES, WebhookTa
 
 __all__ = [
     "DEV_APP",
+    "DEV_APP_WARNING",
     "ConfigError",
     "Settings",
     "app_from_table",
@@ -27,6 +28,11 @@ __all__ = [
 
 DEV_APP = App(id="1", key="app-key", secret="app-secret", client_events=True)
 """The development app served when nothing else is configured. Its secret is public."""
+DEV_APP_WARNING = (
+    "The development app (id 1, key app-key, secret app-secret) is active. "
+    "Its credentials are public: use them for development only."
+)
+"""Logged whenever a server starts or goes back to serving the development app."""
 DEFAULT_APPS = (DEV_APP,)
 """``Settings.apps`` when neither the config file nor the environment has apps."""
 
