@@ -285,9 +285,11 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
     key = args.key if args.key is not None else secrets.token_hex(KEY_BYTES)
     for app in settings.config_apps:
         if app.id == app_id or app.key == key:
+            which = f"id {app_id}" if app.id == app_id else f"key {key}"
+            option = "--id" if app.id == app_id else "--key"
             raise UsageError(
-                f"An app of the config file already has id {app_id} or key {key}; "
-                "choose another --id or --key"
+                f"An app of the config file already has {which}; choose another "
+                f"{option}"
             )
 
     table: dict[str, Any] = {
@@ -312,9 +314,11 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
     try:
         store.insert_app(app)
     except DuplicateAppError:
-        raise UsageError(
-            f"An app with id {app.id} or key {app.key} already exists; choose another"
-        ) from None
+        # Taken since the list above, or by a row that cannot be read.
+        taken = store.find_app(app.id) is not None
+        which = f"id {app.id}" if taken else f"key {app.key}"
+        message = f"An app with {which} already exists; choose another"
+        raise UsageError(message) from None
 
     if args.json:
         _print_json(_describe(app, show_secret=True))
