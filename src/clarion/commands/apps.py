@@ -90,6 +90,18 @@ def add_parser(subparsers: Any) -> None:
     )
     create.add_argument("--id", help="numeric app id (default: random 7 digits)")
     create.add_argument("--key", help="app key (default: random)")
+    given_secret = create.add_mutually_exclusive_group()
+    given_secret.add_argument(
+        "--secret-from-env",
+        metavar="VAR",
+        help="take the secret from environment variable VAR instead of a random "
+        "one, for example to move an app of the config file into the store",
+    )
+    given_secret.add_argument(
+        "--secret-from-stdin",
+        action="store_true",
+        help="take the secret from the first line of standard input",
+    )
     for name, flag, text in _SWITCHES:
         create.add_argument(flag, dest=name, action="store_true", help=text)
     create.add_argument(
@@ -279,23 +291,33 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
     from clarion.server.config import app_from_table
 
     stored = store.load_apps()
-    taken_ids = {app.id for app in (*stored, *settings.config_apps)}
-    taken_keys = {app.key for app in (*stored, *settings.config_apps)}
-    app_id = args.id if args.id is not None else _new_app_id(taken_ids)
+    app_id = args.id
+    if app_id is None:
+        app_id = _new_app_id({app.id for app in (*stored, *settings.config_apps)})
     key = args.key if args.key is not None else secrets.token_hex(KEY_BYTES)
+    secret = _given_secret(args) or secrets.token_hex(SECRET_BYTES)
+    moved = None
     for app in settings.config_apps:
-        if app.id == app_id or app.key == key:
+        if (app.id, app.key, app.secret) == (app_id, key, secret):
+            # The same credentials: the app moves from the config file to the
+            # store, and the config file keeps serving it until its table goes.
+            moved = app
+        elif app.id == app_id or app.key == key:
             which = f"id {app_id}" if app.id == app_id else f"key {key}"
             option = "--id" if app.id == app_id else "--key"
             raise UsageError(
                 f"An app of the config file already has {which}; choose another "
-                f"{option}"
+                f"{option}, or, to move that app into the store, give its id, key "
+                "and secret (--secret-from-env or --secret-from-stdin)"
             )
+    config_apps = [app for app in settings.config_apps if app is not moved]
+    taken_ids = {app.id for app in (*stored, *config_apps)}
+    taken_keys = {app.key for app in (*stored, *config_apps)}
 
     table: dict[str, Any] = {
         "id": app_id,
         "key": key,
-        "secret": secrets.token_hex(SECRET_BYTES),
+        "secret": secret,
         "enabled": not args.disabled,
         "watchlist_events": args.watchlist_events,
         **{name: getattr(args, name) for name, _, _ in _SWITCHES},
@@ -331,6 +353,13 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
         "Keep the secret now: list and show print it only with --show-secret. "
         f"Servers serve the app within {_refresh_text(settings)}."
     )
+    if moved is not None:
+        print(
+            f"App {app.id} is also in the config file, with the same credentials, "
+            "and servers serve that one while it is there. Remove its [[apps]] "
+            "table and restart the servers one by one: they serve this one in its "
+            "place, and signatures made with the secret keep working."
+        )
     if not stored and not settings.config_apps:
         print(
             "It is the first app of the store: servers without apps in their "
@@ -532,6 +561,26 @@ def _modify(store: AppStore, app_id: str, change: Callable[[App], App]) -> App:
     if app is None:
         raise UsageError(f"App {app_id} not found in {store.description}")
     return app
+
+
+def _given_secret(args: argparse.Namespace) -> str:
+    """Return the secret of --secret-from-env or --secret-from-stdin, or "" when
+    neither is given. Neither takes the secret itself, which would show in the
+    process list."""
+    if args.secret_from_env is not None:
+        secret = os.environ.get(args.secret_from_env, "")
+        if not secret:
+            raise UsageError(
+                f"--secret-from-env {args.secret_from_env}: that environment "
+                "variable is not set or empty"
+            )
+        return secret
+    if args.secret_from_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+        if not secret:
+            raise UsageError("--secret-from-stdin: standard input has no secret")
+        return secret
+    return ""
 
 
 def _new_app_id(taken: set[str]) -> str:
