@@ -58,3 +58,38 @@ def test_server_log_hides_password(tmp_path: Path, log_format: str) -> None:
         server.stop()
     assert "Cannot read the app store" in log
     assert PASSWORD not in log
+
+
+def test_read_only_commands_create_nothing(tmp_path: Path) -> None:
+    """list and show on a mistyped data directory say the store is absent and
+    leave no directory or file behind."""
+    typo = tmp_path / "typo"
+    target = StoreTarget("sqlite", tmp_path, {"CLARION_DATA_DIR": str(typo)})
+    listed = target.cli("list")
+    assert listed.returncode == 0
+    assert "does not exist" in listed.stdout
+    shown = target.cli("show", "5")
+    assert shown.returncode == 2
+    assert "does not exist" in shown.stderr
+    assert not typo.exists()
+
+
+def test_data_dir_is_a_file(tmp_path: Path) -> None:
+    """A data directory that is a regular file is named as the problem."""
+    plain = tmp_path / "plain-file"
+    plain.write_text("", encoding="utf-8")
+    target = StoreTarget("sqlite", tmp_path, {"CLARION_DATA_DIR": str(plain)})
+    result = target.cli("create")
+    assert result.returncode == 1
+    assert "is a file" in result.stderr
+    assert "File exists" not in result.stderr
+
+
+def test_server_says_store_absent(tmp_path: Path) -> None:
+    """At start the server says that the SQLite file does not exist yet."""
+    server = launch(CONFIG, tmp_path, env={"CLARION_DATA_DIR": str(tmp_path / "d")})
+    try:
+        log = server.log_text()
+    finally:
+        server.stop()
+    assert "apps.sqlite3 (absent, so no apps yet)" in log

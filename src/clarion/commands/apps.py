@@ -120,14 +120,14 @@ def add_parser(subparsers: Any) -> None:
         "list", parents=[common], help="list the apps, without secrets"
     )
     listing.add_argument("--show-secret", action="store_true", help="print secrets too")
-    listing.set_defaults(handler=_run(_list))
+    listing.set_defaults(handler=_run(_list), read_only=True)
 
     show = commands.add_parser(
         "show", parents=[common], help="show one app, without its secret"
     )
     show.add_argument("id", help="app id")
     show.add_argument("--show-secret", action="store_true", help="print secrets too")
-    show.set_defaults(handler=_run(_show))
+    show.set_defaults(handler=_run(_show), read_only=True)
 
     rotate = commands.add_parser(
         "rotate-secret",
@@ -253,10 +253,12 @@ def _run(
         }
         try:
             settings = load_settings(flags=flags, environ=os.environ)
+            # list and show create nothing, so that a mistyped --data-dir
+            # leaves no empty store behind.
             store = open_app_store(
                 settings.app_store,
                 settings.data_dir,
-                create=True,
+                create=not getattr(args, "read_only", False),
                 timeout=settings.app_store_timeout_ms / 1000,
             )
         except (ConfigError, AppStoreError) as exc:
@@ -377,7 +379,7 @@ def _list(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
         _print_json([_describe(app, show_secret=args.show_secret) for app in apps])
         return 0
     if not apps:
-        print(f"No apps in {store.description}.")
+        print(f"No apps in {store.description}{_absent_note(store)}.")
         return 0
     rows = [["ID", "KEY", "ENABLED", "CLIENT EVENTS", "WEBHOOKS", "SECRETS"]]
     if args.show_secret:
@@ -551,8 +553,17 @@ def _delete(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
 def _find(store: AppStore, app_id: str) -> App:
     app = store.find_app(app_id)
     if app is None:
-        raise UsageError(f"App {app_id} not found in {store.description}")
+        raise UsageError(
+            f"App {app_id} not found in {store.description}{_absent_note(store)}"
+        )
     return app
+
+
+def _absent_note(store: AppStore) -> str:
+    """Return a note for a SQLite file that does not exist, else ""."""
+    if getattr(store, "absent", False):
+        return " (the file does not exist: check --data-dir or CLARION_DATA_DIR)"
+    return ""
 
 
 def _modify(store: AppStore, app_id: str, change: Callable[[App], App]) -> App:

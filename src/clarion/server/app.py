@@ -187,9 +187,15 @@ async def open_registry(settings: Settings) -> CachedAppRegistry:
         read_timeout=settings.app_store_timeout_ms / 1000,
     )
     if await registry.refresh():
+        state = (
+            "absent, so no apps yet"
+            if getattr(store, "absent", False)
+            else f"{len(registry.store_apps)} app(s)"
+        )
         logger.info(
-            "Read the app store, %s; reading it again every %g s",
+            "Read the app store, %s (%s); reading it again every %g s",
             store.description,
+            state,
             registry.refresh_interval,
         )
     if registry.loaded and not registry.all() and not settings.dev_app_allowed:

@@ -286,15 +286,32 @@ class SQLiteAppStore(_SqlAppStore):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise AppStoreError(
+                f"Cannot create {self.description}: the data directory "
+                f"{self.path.parent} is a file or lies under one; point data_dir "
+                "at a directory"
+            ) from exc
         except OSError as exc:
             raise AppStoreError(
                 f"Cannot create {self.description}: {exc.strerror}"
             ) from exc
 
+    @property
+    def absent(self) -> bool:
+        """Whether the file does not exist, which reads as a store without apps."""
+        return not self.path.is_file()
+
     def load_apps(self) -> list[App]:
-        if not self._create and not self.path.exists():
+        if not self._create and self.absent:
+            self.skipped = ()
             return []
         return super().load_apps()
+
+    def find_app(self, app_id: str) -> App | None:
+        if not self._create and self.absent:
+            return None
+        return super().find_app(app_id)
 
     def close(self) -> None:
         pass

@@ -120,6 +120,11 @@ class CachedAppRegistry:
         return tuple(self._by_id.values())
 
     @property
+    def store_apps(self) -> tuple[App, ...]:
+        """The valid apps of the store at the last successful read."""
+        return self._store_apps
+
+    @property
     def serves_dev_app(self) -> bool:
         return (
             self._dev_app is not None
