@@ -1,6 +1,6 @@
 """The development app handing over to the first app of the store and coming
-back after the last one is deleted: both are said, by the server's log and by
-`clarion apps`."""
+back after the last one is deleted: the server logs both, and `clarion apps`
+prints them."""
 
 from __future__ import annotations
 
@@ -27,8 +27,8 @@ async def dev_app_served(server: ServerProcess) -> bool:
 
 
 async def test_dev_app_handover_is_said(sqlite_store: StoreTarget) -> None:
-    """create says that the development app goes; the server warns again when
-    it comes back after the last delete."""
+    """create prints that the development app goes; the server warns again
+    when it comes back after the last delete."""
     server = sqlite_store.serve()
     dev_client = await open_established(server.ws_url)
 

@@ -43,7 +43,7 @@ def test_cli_error_hides_password(tmp_path: Path, url: str) -> None:
 
 @pytest.mark.parametrize("log_format", ["text", "json"])
 def test_server_log_hides_password(tmp_path: Path, log_format: str) -> None:
-    """The server's log of a failed read holds no password, in either format."""
+    """The server's log of a failed read contains no password, in either format."""
     server = launch(
         CONFIG,
         tmp_path,
@@ -61,8 +61,8 @@ def test_server_log_hides_password(tmp_path: Path, log_format: str) -> None:
 
 
 def test_read_only_commands_create_nothing(tmp_path: Path) -> None:
-    """list and show on a mistyped data directory say the store is absent and
-    leave no directory or file behind."""
+    """list and show on a mistyped data directory print that the store is
+    absent and leave no directory or file behind."""
     typo = tmp_path / "typo"
     target = StoreTarget("sqlite", tmp_path, {"CLARION_DATA_DIR": str(typo)})
     listed = target.cli("list")
@@ -86,7 +86,7 @@ def test_data_dir_is_a_file(tmp_path: Path) -> None:
 
 
 def test_server_says_store_absent(tmp_path: Path) -> None:
-    """At start the server says that the SQLite file does not exist yet."""
+    """At start the server logs that the SQLite file does not exist yet."""
     server = launch(CONFIG, tmp_path, env={"CLARION_DATA_DIR": str(tmp_path / "d")})
     try:
         log = server.log_text()

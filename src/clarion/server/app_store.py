@@ -300,7 +300,7 @@ class SQLiteAppStore(_SqlAppStore):
     @property
     def absent(self) -> bool:
         """Whether the file does not exist, which reads as a store without apps."""
-        return not self.path.is_file()
+        return not self.path.exists()
 
     def load_apps(self) -> list[App]:
         if not self._create and self.absent:
