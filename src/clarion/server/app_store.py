@@ -162,6 +162,9 @@ class _SqlAppStore:
                 skipped.append(str(exc))
             else:
                 _reported_rows.pop(row[0], None)
+        # A row deleted and written again later is logged again.
+        for app_id in _reported_rows.keys() - {row[0] for row in rows}:
+            del _reported_rows[app_id]
         self.skipped = tuple(skipped)
         return apps
 
