@@ -3,6 +3,9 @@ mistakes a new user makes."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +96,25 @@ def test_server_says_store_absent(tmp_path: Path) -> None:
     finally:
         server.stop()
     assert "apps.sqlite3 (absent, so no apps yet)" in log
+
+
+def test_missing_psycopg_names_both_install_commands(tmp_path: Path) -> None:
+    """Without psycopg, a PostgreSQL URL gives the install command for an
+    installed package and for a clone."""
+    script = (
+        "import sys; sys.modules['psycopg'] = None\n"
+        "from clarion.cli import main\n"
+        "main(['apps', 'list'])\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CLARION_")}
+    env["CLARION_APP_STORE"] = "postgresql://postgres@127.0.0.1:1/clarion"
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert completed.returncode == 2
+    assert "pip install 'clarion[postgres]'" in completed.stderr
+    assert "pip install '.[postgres]'" in completed.stderr
