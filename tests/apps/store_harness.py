@@ -102,6 +102,22 @@ class StoreTarget:
         self.started.append(server)
         return server
 
+    def raw_sql(self, statement: str, parameters: tuple[object, ...] = ()) -> None:
+        """Run one statement on the store's database directly, as an operator
+        editing it by hand would; ``?`` marks the parameters."""
+        if self.postgres is None:
+            import sqlite3
+
+            connection = sqlite3.connect(self.sqlite_path)
+            with connection:
+                connection.execute(statement, parameters)
+            connection.close()
+            return
+        import psycopg
+
+        with psycopg.connect(self.env["CLARION_APP_STORE"], autocommit=True) as db:
+            db.execute(statement.replace("?", "%s"), parameters)  # type: ignore[arg-type]
+
     # Outages
 
     def make_unreachable(self) -> None:

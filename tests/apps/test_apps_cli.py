@@ -3,8 +3,12 @@ store, on SQLite and on PostgreSQL, and bad input rejected with exit code 2."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from store_harness import StoreTarget
+
+from clarion.server.config import ConfigError, load_settings
 
 
 def test_create_prints_credentials_once(store: StoreTarget) -> None:
@@ -241,6 +245,11 @@ def test_unknown_id_exits_2(store: StoreTarget, command: str) -> None:
             "needs at least one --webhook",
             id="webhook-events-alone",
         ),
+        pytest.param(
+            ("--key", "bad key/with slash"), "app.key = 'bad key", id="key-slash"
+        ),
+        pytest.param(("--key", "k" * 100_000), "use at most 128", id="key-long"),
+        pytest.param(("--id", "0001"), "without leading zeros", id="id-zeros"),
     ],
 )
 def test_bad_create_input_exits_2(
@@ -264,6 +273,32 @@ def test_duplicate_id_or_key_exits_2(store: StoreTarget) -> None:
     assert same_key.returncode == 2
     assert "key taken-key already exists" in same_key.stderr
     assert len(store.cli("list", "--json").json()) == 1
+
+
+def test_config_conflict_names_id_or_key(sqlite_store: StoreTarget) -> None:
+    """A conflict with the config file says whether the id or the key is taken."""
+    config = sqlite_store.directory / "apps.toml"
+    config.write_text('[[apps]]\nid = "5"\nkey = "file-key"\nsecret = "s"\n')
+    by_key = sqlite_store.cli(
+        "create", "--id", "6", "--key", "file-key", "--config", str(config)
+    )
+    assert by_key.returncode == 2
+    assert "already has key file-key" in by_key.stderr
+    assert "id 6" not in by_key.stderr
+    by_id = sqlite_store.cli("create", "--id", "5", "--config", str(config))
+    assert "already has id 5" in by_id.stderr
+
+
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [("a/b", "key = .a/b"), ("", "non-empty"), ("x" * 129, "at most 128")],
+)
+def test_config_file_key_checked(tmp_path: Path, key: str, message: str) -> None:
+    """Keys of the config file follow the same rule as those of the store."""
+    config = tmp_path / "apps.toml"
+    config.write_text(f'[[apps]]\nid = "5"\nkey = "{key}"\nsecret = "s"\n')
+    with pytest.raises(ConfigError, match=message):
+        load_settings(flags={"config": str(config)}, environ={})
 
 
 def test_config_app_conflict_exits_2(store: StoreTarget) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import os
 import secrets
 import sys
@@ -89,6 +90,18 @@ def add_parser(subparsers: Any) -> None:
     )
     create.add_argument("--id", help="numeric app id (default: random 7 digits)")
     create.add_argument("--key", help="app key (default: random)")
+    given_secret = create.add_mutually_exclusive_group()
+    given_secret.add_argument(
+        "--secret-from-env",
+        metavar="VAR",
+        help="take the secret from environment variable VAR instead of a random "
+        "one, for example to move an app of the config file into the store",
+    )
+    given_secret.add_argument(
+        "--secret-from-stdin",
+        action="store_true",
+        help="take the secret from the first line of standard input",
+    )
     for name, flag, text in _SWITCHES:
         create.add_argument(flag, dest=name, action="store_true", help=text)
     create.add_argument(
@@ -107,14 +120,14 @@ def add_parser(subparsers: Any) -> None:
         "list", parents=[common], help="list the apps, without secrets"
     )
     listing.add_argument("--show-secret", action="store_true", help="print secrets too")
-    listing.set_defaults(handler=_run(_list))
+    listing.set_defaults(handler=_run(_list), read_only=True)
 
     show = commands.add_parser(
         "show", parents=[common], help="show one app, without its secret"
     )
     show.add_argument("id", help="app id")
     show.add_argument("--show-secret", action="store_true", help="print secrets too")
-    show.set_defaults(handler=_run(_show))
+    show.set_defaults(handler=_run(_show), read_only=True)
 
     rotate = commands.add_parser(
         "rotate-secret",
@@ -225,9 +238,13 @@ def _run(
         from clarion.server.app_store import (
             AppStoreError,
             DuplicateAppError,
+            UnreadableAppError,
             open_app_store,
         )
         from clarion.server.config import ConfigError, load_settings
+
+        # The store logs rows it skips; the commands print them themselves.
+        logging.getLogger("clarion").addHandler(logging.NullHandler())
 
         flags = {
             "config": args.config,
@@ -236,7 +253,14 @@ def _run(
         }
         try:
             settings = load_settings(flags=flags, environ=os.environ)
-            store = open_app_store(settings.app_store, settings.data_dir, create=True)
+            # list and show create nothing, so that a mistyped --data-dir
+            # leaves no empty store behind.
+            store = open_app_store(
+                settings.app_store,
+                settings.data_dir,
+                create=not getattr(args, "read_only", False),
+                timeout=settings.app_store_timeout_ms / 1000,
+            )
         except (ConfigError, AppStoreError) as exc:
             print(f"clarion: {exc}", file=sys.stderr)
             return 2
@@ -245,6 +269,13 @@ def _run(
         except (UsageError, ConfigError, DuplicateAppError) as exc:
             print(f"clarion: {exc}", file=sys.stderr)
             return 2
+        except UnreadableAppError as exc:
+            print(
+                f"clarion: {exc}. Fix the row, or delete the app with "
+                f"`clarion apps delete {getattr(args, 'id', '')}`".rstrip(),
+                file=sys.stderr,
+            )
+            return 1
         except AppStoreError as exc:
             print(f"clarion: app store failed: {exc}", file=sys.stderr)
             return 1
@@ -262,21 +293,33 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
     from clarion.server.config import app_from_table
 
     stored = store.load_apps()
-    taken_ids = {app.id for app in (*stored, *settings.config_apps)}
-    taken_keys = {app.key for app in (*stored, *settings.config_apps)}
-    app_id = args.id if args.id is not None else _new_app_id(taken_ids)
+    app_id = args.id
+    if app_id is None:
+        app_id = _new_app_id({app.id for app in (*stored, *settings.config_apps)})
     key = args.key if args.key is not None else secrets.token_hex(KEY_BYTES)
+    secret = _given_secret(args) or secrets.token_hex(SECRET_BYTES)
+    moved = None
     for app in settings.config_apps:
-        if app.id == app_id or app.key == key:
+        if (app.id, app.key, app.secret) == (app_id, key, secret):
+            # The same credentials: the app moves from the config file to the
+            # store, and the config file keeps serving it until its table goes.
+            moved = app
+        elif app.id == app_id or app.key == key:
+            which = f"id {app_id}" if app.id == app_id else f"key {key}"
+            option = "--id" if app.id == app_id else "--key"
             raise UsageError(
-                f"An app of the config file already has id {app_id} or key {key}; "
-                "choose another --id or --key"
+                f"An app of the config file already has {which}; choose another "
+                f"{option}, or, to move that app into the store, give its id, key "
+                "and secret (--secret-from-env or --secret-from-stdin)"
             )
+    config_apps = [app for app in settings.config_apps if app is not moved]
+    taken_ids = {app.id for app in (*stored, *config_apps)}
+    taken_keys = {app.key for app in (*stored, *config_apps)}
 
     table: dict[str, Any] = {
         "id": app_id,
         "key": key,
-        "secret": secrets.token_hex(SECRET_BYTES),
+        "secret": secret,
         "enabled": not args.disabled,
         "watchlist_events": args.watchlist_events,
         **{name: getattr(args, name) for name, _, _ in _SWITCHES},
@@ -295,9 +338,11 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
     try:
         store.insert_app(app)
     except DuplicateAppError:
-        raise UsageError(
-            f"An app with id {app.id} or key {app.key} already exists; choose another"
-        ) from None
+        # Taken since the list above, or by a row that cannot be read.
+        taken = store.find_app(app.id) is not None
+        which = f"id {app.id}" if taken else f"key {app.key}"
+        message = f"An app with {which} already exists; choose another"
+        raise UsageError(message) from None
 
     if args.json:
         _print_json(_describe(app, show_secret=True))
@@ -310,16 +355,31 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
         "Keep the secret now: list and show print it only with --show-secret. "
         f"Servers serve the app within {_refresh_text(settings)}."
     )
+    if moved is not None:
+        print(
+            f"App {app.id} is also in the config file, with the same credentials, "
+            "and servers serve that one while it is there. Remove its [[apps]] "
+            "table and restart the servers one by one: they serve this one in its "
+            "place, and signatures made with the secret keep working."
+        )
+    if not stored and not settings.config_apps:
+        print(
+            "It is the first app of the store: servers without apps in their "
+            "config file stop serving the development app (key app-key) within "
+            f"{_refresh_text(settings)}, and close its connections with 4001."
+        )
     return 0
 
 
 def _list(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
     apps = store.load_apps()
+    for reason in store.skipped:
+        print(f"clarion: skipped: {reason}", file=sys.stderr)
     if args.json:
         _print_json([_describe(app, show_secret=args.show_secret) for app in apps])
         return 0
     if not apps:
-        print(f"No apps in {store.description}.")
+        print(f"No apps in {store.description}{_absent_note(store)}.")
         return 0
     rows = [["ID", "KEY", "ENABLED", "CLIENT EVENTS", "WEBHOOKS", "SECRETS"]]
     if args.show_secret:
@@ -364,17 +424,19 @@ def _show(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
 
 
 def _rotate(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
-    app = _find(store, args.id)
-    if app.previous_secret and not args.force:
-        raise UsageError(
-            f"App {app.id} still has a valid previous secret from the last "
-            f"rotation. Retire it first with `clarion apps retire-secret {app.id}`, "
-            "or pass --force to drop it at once"
+    def rotate(app: App) -> App:
+        if app.previous_secret and not args.force:
+            raise UsageError(
+                f"App {app.id} still has a valid previous secret from the last "
+                "rotation. Retire it first with "
+                f"`clarion apps retire-secret {app.id}`, or pass --force to drop "
+                "it at once"
+            )
+        return dataclasses.replace(
+            app, secret=secrets.token_hex(SECRET_BYTES), previous_secret=app.secret
         )
-    rotated = dataclasses.replace(
-        app, secret=secrets.token_hex(SECRET_BYTES), previous_secret=app.secret
-    )
-    _update(store, rotated)
+
+    rotated = _modify(store, args.id, rotate)
     if args.json:
         _print_json({"id": rotated.id, "secret": rotated.secret})
         return 0
@@ -388,10 +450,12 @@ def _rotate(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
 
 
 def _retire(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
-    app = _find(store, args.id)
-    if not app.previous_secret:
-        raise UsageError(f"App {app.id} has no previous secret to retire")
-    _update(store, dataclasses.replace(app, previous_secret=""))
+    def retire(app: App) -> App:
+        if not app.previous_secret:
+            raise UsageError(f"App {app.id} has no previous secret to retire")
+        return dataclasses.replace(app, previous_secret="")
+
+    app = _modify(store, args.id, retire)
     if not args.json:
         print(
             f"Retired the previous secret of app {app.id}; servers reject it "
@@ -401,65 +465,39 @@ def _retire(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
 
 
 def _update_app(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
-    from clarion.server.config import app_from_table
+    from clarion.server.config import app_from_table, app_to_table
 
-    app = _find(store, args.id)
-    table = _table_of(app)
-    for name in (*(name for name, _, _ in _SWITCHES), "watchlist_events"):
-        if getattr(args, name) is not None:
-            table[name] = getattr(args, name)
-    table.update(_parse_limits(args.limit))
-    if args.allowed_origins is not None:
-        table["allowed_origins"] = _split_list(args.allowed_origins)
     webhooks = _webhook_tables(args)
     if webhooks is not None and args.no_webhooks:
         raise UsageError("Give either --webhook or --no-webhooks, not both")
+    changes: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in (*(name for name, _, _ in _SWITCHES), "watchlist_events")
+        if getattr(args, name) is not None
+    }
+    changes.update(_parse_limits(args.limit))
+    if args.allowed_origins is not None:
+        changes["allowed_origins"] = _split_list(args.allowed_origins)
     if webhooks is not None:
-        table["webhooks"] = webhooks
+        changes["webhooks"] = webhooks
     elif args.no_webhooks:
-        table["webhooks"] = []
-    # Checked as a config table, then the fields that table lacks come back.
-    checked = app_from_table(table, "app")
-    updated = dataclasses.replace(
-        app,
-        **{
-            field.name: getattr(checked, field.name)
-            for field in dataclasses.fields(checked)
-            if field.name in table or field.name in ("limits", "webhooks")
-        },
-    )
-    _update(store, updated)
+        changes["webhooks"] = []
+
+    def update(app: App) -> App:
+        # Checked as a config table; the previous secret, which the table
+        # lacks, is kept.
+        checked = app_from_table({**app_to_table(app), **changes}, "app")
+        return dataclasses.replace(checked, previous_secret=app.previous_secret)
+
+    updated = _modify(store, args.id, update)
     if args.json:
         _print_json(_describe(updated, show_secret=False))
     else:
         print(
-            f"Updated app {app.id}; servers apply it within {_refresh_text(settings)}."
+            f"Updated app {updated.id}; servers apply it within "
+            f"{_refresh_text(settings)}."
         )
     return 0
-
-
-def _table_of(app: App) -> dict[str, Any]:
-    """Return the app as an ``[[apps]]`` table of the config file."""
-    table: dict[str, Any] = {
-        "id": app.id,
-        "key": app.key,
-        "secret": app.secret,
-        "enabled": app.enabled,
-        "watchlist_events": app.watchlist_events,
-        **{name: getattr(app, name) for name, _, _ in _SWITCHES},
-        **dataclasses.asdict(app.limits),
-        "allowed_origins": list(app.allowed_origins),
-    }
-    table["webhooks"] = [
-        {
-            "url": target.url,
-            "event_types": sorted(target.event_types),
-            "channel_prefix": target.channel_prefix,
-            "headers": dict(target.headers),
-        }
-        for target in app.webhooks
-    ]
-    return table
 
 
 def _split_list(value: str) -> list[str]:
@@ -481,8 +519,9 @@ def _webhook_tables(args: argparse.Namespace) -> list[dict[str, Any]] | None:
 
 
 def _toggle(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
-    app = _find(store, args.id)
-    _update(store, dataclasses.replace(app, enabled=args.enabled))
+    app = _modify(
+        store, args.id, lambda app: dataclasses.replace(app, enabled=args.enabled)
+    )
     if not args.json:
         state = "Enabled" if args.enabled else "Disabled"
         print(
@@ -499,6 +538,12 @@ def _delete(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
             f"Deleted app {args.id}; servers close its connections within "
             f"{_refresh_text(settings)}."
         )
+        if not settings.config_apps and not store.load_apps() and not store.skipped:
+            print(
+                "The store has no apps left: servers without apps in their "
+                "config file serve the development app again, on loopback "
+                "addresses or with expose_dev_app."
+            )
     return 0
 
 
@@ -508,13 +553,45 @@ def _delete(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
 def _find(store: AppStore, app_id: str) -> App:
     app = store.find_app(app_id)
     if app is None:
+        raise UsageError(
+            f"App {app_id} not found in {store.description}{_absent_note(store)}"
+        )
+    return app
+
+
+def _absent_note(store: AppStore) -> str:
+    """Return a note for a SQLite file that does not exist, else ""."""
+    if getattr(store, "absent", False):
+        return " (the file does not exist: check --data-dir or CLARION_DATA_DIR)"
+    return ""
+
+
+def _modify(store: AppStore, app_id: str, change: Callable[[App], App]) -> App:
+    """Apply ``change`` to the app in one transaction; return the app stored."""
+    app = store.modify_app(app_id, change)
+    if app is None:
         raise UsageError(f"App {app_id} not found in {store.description}")
     return app
 
 
-def _update(store: AppStore, app: App) -> None:
-    if not store.update_app(app):
-        raise UsageError(f"App {app.id} not found in {store.description}")
+def _given_secret(args: argparse.Namespace) -> str:
+    """Return the secret of --secret-from-env or --secret-from-stdin, or "" when
+    neither is given. Neither takes the secret itself, which would show in the
+    process list."""
+    if args.secret_from_env is not None:
+        secret = os.environ.get(args.secret_from_env, "")
+        if not secret:
+            raise UsageError(
+                f"--secret-from-env {args.secret_from_env}: that environment "
+                "variable is not set or empty"
+            )
+        return secret
+    if args.secret_from_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+        if not secret:
+            raise UsageError("--secret-from-stdin: standard input has no secret")
+        return secret
+    return ""
 
 
 def _new_app_id(taken: set[str]) -> str:

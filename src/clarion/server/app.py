@@ -15,6 +15,7 @@ from clarion.server.app_store import AppStoreError, open_app_store
 from clarion.server.apps import CachedAppRegistry
 from clarion.server.config import (
     DEV_APP,
+    DEV_APP_WARNING,
     ConfigError,
     Settings,
     check_dev_app_exposure,
@@ -109,10 +110,7 @@ async def serve(
             "on" if app.client_events else "off",
         )
     if any(app.secret == DEV_APP.secret for app in apps.all()):
-        logger.warning(
-            "The development app (id 1, key app-key, secret app-secret) is active. "
-            "Its credentials are public: use them for development only."
-        )
+        logger.warning(DEV_APP_WARNING)
 
     await stop.wait()
     await _stop(hub, server, hurry or asyncio.Event())
@@ -173,7 +171,12 @@ async def open_registry(settings: Settings) -> CachedAppRegistry:
         would be served beyond loopback.
     """
     try:
-        store = open_app_store(settings.app_store, settings.data_dir, create=False)
+        store = open_app_store(
+            settings.app_store,
+            settings.data_dir,
+            create=False,
+            timeout=settings.app_store_timeout_ms / 1000,
+        )
     except AppStoreError as exc:
         raise ConfigError(str(exc)) from exc
     registry = CachedAppRegistry(
@@ -181,11 +184,18 @@ async def open_registry(settings: Settings) -> CachedAppRegistry:
         store,
         refresh_interval=settings.app_refresh_ms / 1000,
         dev_app=DEV_APP if settings.dev_app_allowed else None,
+        read_timeout=settings.app_store_timeout_ms / 1000,
     )
     if await registry.refresh():
+        state = (
+            "absent, so no apps yet"
+            if getattr(store, "absent", False)
+            else f"{len(registry.store_apps)} app(s)"
+        )
         logger.info(
-            "Read the app store, %s; reading it again every %g s",
+            "Read the app store, %s (%s); reading it again every %g s",
             store.description,
+            state,
             registry.refresh_interval,
         )
     if registry.loaded and not registry.all() and not settings.dev_app_allowed:

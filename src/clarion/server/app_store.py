@@ -16,15 +16,18 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import unquote
 
 from clarion.protocol.apps import App, Limits
 from clarion.protocol.webhooks import PUSHER_EVENT_TYPES, WebhookTarget
+from clarion.server.config import app_from_table, app_to_table
 
 __all__ = [
     "AppStore",
@@ -32,6 +35,7 @@ __all__ = [
     "DuplicateAppError",
     "PostgresAppStore",
     "SQLiteAppStore",
+    "UnreadableAppError",
     "open_app_store",
 ]
 
@@ -39,6 +43,9 @@ logger = logging.getLogger(__name__)
 
 SQLITE_FILE_NAME = "apps.sqlite3"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+POSTGRES_INSTALL = (
+    "pip install 'clarion[postgres]' (from a clone: pip install '.[postgres]')"
+)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS clarion_apps (
@@ -82,6 +89,8 @@ class AppStore(Protocol):
 
     description: str
     """Where the store is, for messages. It never contains a password."""
+    skipped: tuple[str, ...]
+    """Why each row skipped by the last ``load_apps`` cannot be read."""
 
     def load_apps(self) -> list[App]:
         """Return every app, ordered by id. Rows that cannot be read are
@@ -102,6 +111,17 @@ class AppStore(Protocol):
         """Replace the app with ``app.id``, or return False when there is none."""
         ...
 
+    def modify_app(self, app_id: str, change: Callable[[App], App]) -> App | None:
+        """Read the app, replace it with ``change(app)`` and return that, in one
+        transaction that other writers wait for, so that no change is lost;
+        return None when there is no such app. An exception from ``change``
+        leaves the app as it was.
+
+        Raises:
+            UnreadableAppError: the row is not a valid app.
+        """
+        ...
+
     def delete_app(self, app_id: str) -> bool:
         """Delete the app, or return False when there is none."""
         ...
@@ -113,6 +133,7 @@ class _SqlAppStore:
     """The SQL shared by both databases. Subclasses open the connection."""
 
     description = ""
+    skipped: tuple[str, ...] = ()
     _placeholder = "?"
 
     @contextmanager
@@ -131,9 +152,28 @@ class _SqlAppStore:
 
     def load_apps(self) -> list[App]:
         rows, _ = self._execute(f"SELECT {_COLUMNS} FROM clarion_apps ORDER BY id")
-        return [app for app in map(_read_row, rows) if app is not None]
+        apps: list[App] = []
+        skipped: list[str] = []
+        for row in rows:
+            try:
+                apps.append(_read_row(row))
+            except UnreadableAppError as exc:
+                _report_unreadable(row, exc)
+                skipped.append(str(exc))
+            else:
+                _reported_rows.pop(row[0], None)
+        # A row deleted and written again later is logged again.
+        for app_id in _reported_rows.keys() - {row[0] for row in rows}:
+            del _reported_rows[app_id]
+        self.skipped = tuple(skipped)
+        return apps
 
     def find_app(self, app_id: str) -> App | None:
+        """Return the app, or None when there is none.
+
+        Raises:
+            UnreadableAppError: the row exists but is not a valid app.
+        """
         rows, _ = self._execute(
             f"SELECT {_COLUMNS} FROM clarion_apps WHERE id = ?", (app_id,)
         )
@@ -160,6 +200,29 @@ class _SqlAppStore:
         _, changed = self._execute("DELETE FROM clarion_apps WHERE id = ?", (app_id,))
         return changed > 0
 
+    _lock_row = ""
+    """What ends a SELECT to lock the row it reads until the transaction ends."""
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
+        raise NotImplementedError
+
+    def modify_app(self, app_id: str, change: Callable[[App], App]) -> App | None:
+        with self._transaction() as execute:
+            rows = execute(
+                f"SELECT {_COLUMNS} FROM clarion_apps WHERE id = ?{self._lock_row}",
+                (app_id,),
+            )
+            if not rows:
+                return None
+            app = change(_read_row(rows[0]))
+            execute(
+                "UPDATE clarion_apps SET key = ?, secret = ?, previous_secret = ?, "
+                "options = ?, limits = ?, webhooks = ?, updated_at = ? WHERE id = ?",
+                (*_write_row(app)[1:], time.time(), app_id),
+            )
+            return app
+
 
 class SQLiteAppStore(_SqlAppStore):
     """Apps in a SQLite file, shared by the processes of one machine.
@@ -168,8 +231,11 @@ class SQLiteAppStore(_SqlAppStore):
     apps and is not created. ``clarion apps`` creates it and its directory.
     """
 
-    def __init__(self, path: Path, *, create: bool = True) -> None:
+    def __init__(
+        self, path: Path, *, create: bool = True, timeout: float = 5.0
+    ) -> None:
         self.path = path
+        self._timeout = timeout
         self.description = f"SQLite file {path}"
         self._create = create
         self._schema_ready = False
@@ -179,7 +245,7 @@ class SQLiteAppStore(_SqlAppStore):
         if self._create:
             self._create_file()
         try:
-            connection = sqlite3.connect(self.path, timeout=5)
+            connection = sqlite3.connect(self.path, timeout=self._timeout)
         except sqlite3.Error as exc:
             raise AppStoreError(f"Cannot open {self.description}: {exc}") from exc
         try:
@@ -197,21 +263,58 @@ class SQLiteAppStore(_SqlAppStore):
         finally:
             connection.close()
 
+    @contextmanager
+    def _transaction(self) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
+        with self._connection() as connection:
+            # BEGIN IMMEDIATE takes the write lock before the read, so a second
+            # writer waits instead of reading what the first is replacing.
+            connection.isolation_level = None
+            connection.execute("BEGIN IMMEDIATE")
+
+            def execute(
+                query: str, parameters: Sequence[object] = ()
+            ) -> list[tuple[Any, ...]]:
+                return [tuple(row) for row in connection.execute(query, parameters)]
+
+            try:
+                yield execute
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
     def _create_file(self) -> None:
         # The file contains the app secrets, so only its owner may read it.
         # SQLite gives the -wal and -shm files the same permissions.
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
+        except (FileExistsError, NotADirectoryError) as exc:
+            raise AppStoreError(
+                f"Cannot create {self.description}: the data directory "
+                f"{self.path.parent} is a file or lies under one; point data_dir "
+                "at a directory"
+            ) from exc
         except OSError as exc:
             raise AppStoreError(
                 f"Cannot create {self.description}: {exc.strerror}"
             ) from exc
 
+    @property
+    def absent(self) -> bool:
+        """Whether the file does not exist, which reads as a store without apps."""
+        return not self.path.exists()
+
     def load_apps(self) -> list[App]:
-        if not self._create and not self.path.exists():
+        if not self._create and self.absent:
+            self.skipped = ()
             return []
         return super().load_apps()
+
+    def find_app(self, app_id: str) -> App | None:
+        if not self._create and self.absent:
+            return None
+        return super().find_app(app_id)
 
     def close(self) -> None:
         pass
@@ -221,58 +324,96 @@ class PostgresAppStore(_SqlAppStore):
     """Apps in PostgreSQL, shared by every server of a deployment.
 
     One connection is kept open and replaced after an error. It needs the
-    ``psycopg`` package (``pip install 'clarion[postgres]'``).
+    ``psycopg`` package (``pip install 'clarion[postgres]'``). Each query may
+    take ``statement_timeout`` seconds at most.
     """
 
     _placeholder = "%s"
 
-    def __init__(self, url: str, *, connect_timeout: int = 5) -> None:
+    def __init__(
+        self, url: str, *, connect_timeout: int = 5, statement_timeout: float = 5.0
+    ) -> None:
         try:
             import psycopg
         except ImportError as exc:
             raise AppStoreError(
                 "app_store is a PostgreSQL URL but psycopg is not installed; "
-                "install it with: pip install 'clarion[postgres]'"
+                f"install it with: {POSTGRES_INSTALL}"
             ) from exc
         self._psycopg = psycopg
         self._url = url
         self._connect_timeout = connect_timeout
+        self._statement_timeout_ms = max(1, round(statement_timeout * 1000))
         self.description = f"PostgreSQL {_without_password(url)}"
         self._open: Any = None
+        self._closed = False
 
     @contextmanager
     def _connection(self) -> Iterator[Any]:
         psycopg = self._psycopg
+        if self._closed:
+            raise AppStoreError(f"{self.description}: the store is closed")
         try:
             if self._open is None or self._open.closed:
                 self._open = psycopg.connect(
                     self._url, autocommit=True, connect_timeout=self._connect_timeout
                 )
+                # A locked table or a slow server ends the query with an error
+                # instead of holding up a refresh, the start or the exit.
+                self._open.execute(
+                    "SELECT set_config('statement_timeout', %s, false)",
+                    (str(self._statement_timeout_ms),),
+                )
                 self._create_schema(self._open)
             yield self._open
         except psycopg.errors.UniqueViolation as exc:
-            raise DuplicateAppError(str(exc).strip()) from exc
+            raise DuplicateAppError(self._scrub(exc)) from exc
         except psycopg.Error as exc:
-            self.close()
-            raise AppStoreError(f"{self.description}: {exc}".strip()) from exc
+            self._drop_connection()
+            raise AppStoreError(f"{self.description}: {self._scrub(exc)}") from exc
+
+    def _scrub(self, exc: Exception) -> str:
+        """Return the driver's message without the URL's password, which
+        libpq repeats in some of its errors."""
+        return _scrub_url(str(exc).strip(), self._url)
 
     def _execute(
         self, query: str, parameters: Sequence[object] = ()
     ) -> tuple[list[tuple[Any, ...]], int]:
         # A kept connection may have been closed by a database restart or an
         # idle timeout since the last call: that is retried once on a new one.
+        # A query cancelled by the statement timeout or by ``close`` is not.
         reused = self._open is not None and not self._open.closed
         try:
             return super()._execute(query, parameters)
         except DuplicateAppError:
             raise
         except AppStoreError as exc:
-            if not reused or not isinstance(
-                exc.__cause__, self._psycopg.OperationalError
+            cause = exc.__cause__
+            if (
+                not reused
+                or self._closed
+                or not isinstance(cause, self._psycopg.OperationalError)
+                or isinstance(cause, self._psycopg.errors.QueryCanceled)
             ):
                 raise
             logger.info("Reconnecting to %s after: %s", self.description, exc)
             return super()._execute(query, parameters)
+
+    _lock_row = " FOR UPDATE"
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:
+        with self._connection() as connection, connection.transaction():
+
+            def execute(
+                query: str, parameters: Sequence[object] = ()
+            ) -> list[tuple[Any, ...]]:
+                cursor = connection.execute(query.replace("?", "%s"), parameters)
+                rows = cursor.fetchall() if cursor.description else []
+                return [tuple(row) for row in rows]
+
+            yield execute
 
     def _create_schema(self, connection: Any) -> None:
         try:
@@ -282,15 +423,35 @@ class PostgresAppStore(_SqlAppStore):
             # the table exists for both.
             pass
 
+    def _drop_connection(self) -> None:
+        connection, self._open = self._open, None
+        if connection is not None:
+            connection.close()
+
     def close(self) -> None:
-        if self._open is not None:
+        """Close the connection for good. A query running in another thread
+        is cancelled, so that nothing waits on it."""
+        self._closed = True
+        connection = self._open
+        if connection is not None and not connection.closed:
+            cancel = getattr(connection, "cancel_safe", None)
             try:
-                self._open.close()
-            finally:
-                self._open = None
+                if cancel is not None:
+                    cancel(timeout=self._connect_timeout)
+                else:
+                    connection.cancel()
+            except Exception as exc:
+                logger.info(
+                    "Cannot cancel the query on %s: %s",
+                    self.description,
+                    self._scrub(exc),
+                )
+        self._drop_connection()
 
 
-def open_app_store(app_store: str, data_dir: str, *, create: bool) -> AppStore:
+def open_app_store(
+    app_store: str, data_dir: str, *, create: bool, timeout: float = 5.0
+) -> AppStore:
     """Return the store that the ``app_store`` setting names: the SQLite file
     ``apps.sqlite3`` in ``data_dir`` for an empty value or ``sqlite``, else the
     ``postgresql://`` URL.
@@ -299,13 +460,27 @@ def open_app_store(app_store: str, data_dir: str, *, create: bool) -> AppStore:
         AppStoreError: the value is neither, or psycopg is missing.
     """
     if app_store in ("", "sqlite"):
-        return SQLiteAppStore(Path(data_dir) / SQLITE_FILE_NAME, create=create)
+        return SQLiteAppStore(
+            Path(data_dir) / SQLITE_FILE_NAME, create=create, timeout=timeout
+        )
     if app_store.startswith(POSTGRES_SCHEMES):
-        return PostgresAppStore(app_store)
+        return PostgresAppStore(app_store, statement_timeout=timeout)
     raise AppStoreError(
         "Invalid app_store: expected empty or sqlite (the SQLite file in "
         "data_dir), or a postgresql:// URL"
     )
+
+
+def _scrub_url(text: str, url: str) -> str:
+    """Return ``text`` with ``url`` and its password replaced by the URL
+    without password."""
+    text = text.replace(url, _without_password(url))
+    credentials = url.partition("://")[2].split("?", 1)[0].rpartition("@")[0]
+    password = credentials.partition(":")[2]
+    for form in (password, unquote(password)):
+        if form:
+            text = text.replace(form, "***")
+    return re.sub(r"(password\s*=\s*)('[^']*'|[^\s&'\"]+)", r"\1***", text)
 
 
 def _without_password(url: str) -> str:
@@ -353,28 +528,68 @@ def _to_json_value(value: object) -> object:
     return value
 
 
-def _read_row(row: Sequence[Any]) -> App | None:
-    app_id, key, secret, previous_secret, options, limits, webhooks = row
+class UnreadableAppError(AppStoreError):
+    """A row of the store is not a valid app; the message says why."""
+
+
+def _read_row(row: Sequence[Any]) -> App:
+    """Return the app of a row, checked as an ``[[apps]]`` table of the config
+    file is.
+
+    Raises:
+        UnreadableAppError: a column is missing, not JSON, or has a value that
+            the config file would refuse.
+    """
+    app_id = row[0]
     try:
-        return App(
-            id=app_id,
-            key=key,
-            secret=secret,
-            previous_secret=previous_secret or "",
-            limits=Limits(
-                **_read_fields(app_id, "limits", json.loads(limits), _LIMIT_FIELDS)
-            ),
-            webhooks=tuple(_read_webhook(table) for table in json.loads(webhooks)),
-            **_read_fields(app_id, "options", json.loads(options), _OPTION_FIELDS),
-        )
-    except (ValueError, TypeError, KeyError) as exc:
-        logger.error(
-            "App %s in the app store is skipped: %s",
-            app_id,
-            exc,
-            extra={"app_id": app_id},
-        )
-        return None
+        return _parse_row(row)
+    except RecursionError:
+        reason = "a JSON value is nested too deeply"
+    # Any failure on a stored value skips that one app, whatever its kind: a
+    # row edited by hand must not stop the store from being read.
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+    name = f"App {app_id}" if isinstance(app_id, str) else f"An app with id {app_id!r}"
+    raise UnreadableAppError(f"{name} in the app store cannot be read: {reason}")
+
+
+def _parse_row(row: Sequence[Any]) -> App:
+    app_id, key, secret, previous_secret, options, limits, webhooks = row
+    app = App(
+        id=app_id,
+        key=key,
+        secret=secret,
+        previous_secret=previous_secret or "",
+        limits=Limits(
+            **_read_fields(app_id, "limits", json.loads(limits), _LIMIT_FIELDS)
+        ),
+        webhooks=tuple(_read_webhook(table) for table in json.loads(webhooks)),
+        **_read_fields(app_id, "options", json.loads(options), _OPTION_FIELDS),
+    )
+    if not isinstance(app.previous_secret, str):
+        raise ValueError("previous_secret is not a string")
+    # The same checks as for the config file, so that a row edited by hand
+    # cannot serve an app with an empty secret or a broken origin pattern.
+    checked = app_from_table(app_to_table(app), "app")
+    return dataclasses.replace(checked, previous_secret=app.previous_secret)
+
+
+_reported_rows: dict[object, int] = {}
+"""App id -> hash of the unreadable row last logged for it, so that a refresh
+every few seconds logs a bad row once, and again only after it changes."""
+
+
+def _report_unreadable(row: Sequence[Any], error: UnreadableAppError) -> None:
+    app_id = row[0]
+    fingerprint = hash(repr(tuple(row)))
+    if _reported_rows.get(app_id) == fingerprint:
+        return
+    _reported_rows[app_id] = fingerprint
+    logger.error(
+        "%s; skipped until it changes",
+        error,
+        extra={"app_id": app_id if isinstance(app_id, str) else repr(app_id)},
+    )
 
 
 def _read_fields(

@@ -87,10 +87,13 @@ class CachedAppRegistry:
         *,
         refresh_interval: float,
         dev_app: App | None,
+        read_timeout: float = 5.0,
     ) -> None:
         self._config_apps = tuple(config_apps)
         self.store = store
         self.refresh_interval = refresh_interval
+        self.read_timeout = read_timeout
+        """Seconds a read of the store may take before it counts as failed."""
         self._dev_app = dev_app
         self.loaded = store is None
         """Whether the store has been read at least once."""
@@ -117,6 +120,11 @@ class CachedAppRegistry:
         return tuple(self._by_id.values())
 
     @property
+    def store_apps(self) -> tuple[App, ...]:
+        """The valid apps of the store at the last successful read."""
+        return self._store_apps
+
+    @property
     def serves_dev_app(self) -> bool:
         return (
             self._dev_app is not None
@@ -131,8 +139,14 @@ class CachedAppRegistry:
         if self.store is None:
             return True
         try:
-            apps = await asyncio.to_thread(self.store.load_apps)
-        except AppStoreError as exc:
+            # A read that outlives the timeout is left to finish in its thread;
+            # the store's own query timeout ends it soon after.
+            apps = await asyncio.wait_for(
+                asyncio.to_thread(self.store.load_apps), self.read_timeout
+            )
+        except (AppStoreError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
+                exc = AppStoreError(f"no answer within {self.read_timeout:g} s")
             self.failures += 1
             logger.error(
                 "Cannot read the app store (attempt %d, next in %.1f s); "

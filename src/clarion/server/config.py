@@ -4,6 +4,7 @@ variables over the TOML file, over the defaults."""
 from __future__ import annotations
 
 import logging
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -17,9 +18,11 @@ from clarion.protocol.webhooks import EVENT_TYPES, PUSHER_EVENT_TYPES, WebhookTa
 
 __all__ = [
     "DEV_APP",
+    "DEV_APP_WARNING",
     "ConfigError",
     "Settings",
     "app_from_table",
+    "app_to_table",
     "check_dev_app_exposure",
     "load_settings",
 ]
@@ -28,6 +31,11 @@ logger = logging.getLogger(__name__)
 
 DEV_APP = App(id="1", key="app-key", secret="app-secret", client_events=True)
 """The development app served when nothing else is configured. Its secret is public."""
+DEV_APP_WARNING = (
+    "The development app (id 1, key app-key, secret app-secret) is active. "
+    "Its credentials are public: use them for development only."
+)
+"""Logged whenever a server starts or goes back to serving the development app."""
 DEFAULT_APPS = (DEV_APP,)
 """``Settings.apps`` when neither the config file nor the environment has apps."""
 
@@ -110,6 +118,9 @@ class Settings:
     ``apps.sqlite3`` in ``data_dir``, or a ``postgresql://`` URL."""
     app_refresh_ms: int = 5000
     """Milliseconds between reads of the app store by each server process."""
+    app_store_timeout_ms: int = 5000
+    """Milliseconds one query of the app store may take before it is given up,
+    and that a starting server waits for its first read of the store."""
     drain_seconds: int = 10
     """Seconds over which a stopping server closes its open connections with
     4200, in paced batches; 0 closes them all at once."""
@@ -181,6 +192,7 @@ _SERVER_KEYS = {
     "memory_limit_mb": int,
     "app_store": str,
     "app_refresh_ms": int,
+    "app_store_timeout_ms": int,
     "drain_seconds": int,
     "drain_webhook_seconds": int,
     "tls_cert_file": str,
@@ -196,6 +208,10 @@ _APP_SWITCHES = (
     "authorized_connections",
     "require_tls",
 )
+MAX_KEY_LENGTH = 128
+"""Characters of an app key, at most."""
+_KEY_CHARACTERS = string.ascii_letters + string.digits + "._~-"
+"""The characters of an app key: those a URL path carries without escaping."""
 _APP_KEYS = {"id", "key", "secret", "webhooks", "allowed_origins", *_APP_SWITCHES}
 _WEBHOOK_KEYS = {"url", "event_types", "channel_prefix", "headers"}
 _LIMIT_KEYS = {limit.name for limit in fields(Limits)}
@@ -398,6 +414,19 @@ def _build_app(table: Any, where: str) -> App:
             f"{where}.id = {table['id']!r}: use digits only, because the official "
             "Python server SDK accepts only numeric app ids"
         )
+    if table["id"] != "0" and table["id"].startswith("0"):
+        raise ConfigError(
+            f"{where}.id = {table['id']!r}: write it without leading zeros, so "
+            f"that it cannot be told apart from {table['id'].lstrip('0') or '0'!r} "
+            "only by them"
+        )
+    key = table["key"]
+    if len(key) > MAX_KEY_LENGTH or key.strip(_KEY_CHARACTERS):
+        raise ConfigError(
+            f"{where}.key = {key[:40]!r}{'...' if len(key) > 40 else ''}: use at "
+            f"most {MAX_KEY_LENGTH} letters, digits, '.', '_', '~' and '-', "
+            "because clients send the key in the connection URL"
+        )
     limits = {
         name: _check_type(table[name], int, f"{where}.{name}")
         for name in _LIMIT_KEYS
@@ -432,6 +461,29 @@ def _build_app(table: Any, where: str) -> App:
         allowed_origins=allowed_origins,
         **switches,
     )
+
+
+def app_to_table(app: App) -> dict[str, Any]:
+    """Return the app as an ``[[apps]]`` table of the config file, which
+    ``app_from_table`` turns back into the same app, bar ``previous_secret``."""
+    table: dict[str, Any] = {
+        "id": app.id,
+        "key": app.key,
+        "secret": app.secret,
+        **{name: getattr(app, name) for name in _APP_SWITCHES},
+        **{name: getattr(app.limits, name) for name in _LIMIT_KEYS},
+        "allowed_origins": list(app.allowed_origins),
+    }
+    table["webhooks"] = [
+        {
+            "url": target.url,
+            "event_types": sorted(target.event_types),
+            "channel_prefix": target.channel_prefix,
+            "headers": dict(target.headers),
+        }
+        for target in app.webhooks
+    ]
+    return table
 
 
 def _check_origin_patterns(patterns: tuple[str, ...], name: str) -> None:
@@ -551,6 +603,7 @@ def _check(settings: Settings) -> None:
         "webhook_timeout",
         "webhook_retry_window",
         "app_refresh_ms",
+        "app_store_timeout_ms",
     ):
         if getattr(settings, name) <= 0:
             raise ConfigError(

@@ -25,7 +25,7 @@ from clarion.protocol.messages import ClientMessage, parse_client_message
 from clarion.protocol.subscriptions import check_client_event, check_subscribe
 from clarion.server.adapters import Adapter, CacheMiss
 from clarion.server.apps import AppChanges, AppRegistry
-from clarion.server.config import Settings
+from clarion.server.config import DEV_APP, DEV_APP_WARNING, Settings
 from clarion.server.connection import Connection
 from clarion.server.counts import SubscriptionCounts
 from clarion.server.drain import close_connections, drain
@@ -189,11 +189,22 @@ class Hub:
         removed = {app.id for app in changes.removed}
         updated = {app.id: app for app in changes.updated}
         for app in changes.removed:
+            if app == DEV_APP:
+                logger.warning(
+                    "The development app is no longer served: the app store has "
+                    "apps now. Its %d connection(s) close with 4001",
+                    self.connection_count(app.id),
+                    extra={"app_id": app.id},
+                )
+                continue
             logger.info("App %s is no longer served", app.id, extra={"app_id": app.id})
         for app in changes.added:
             logger.info(
                 "Serving app %s (key %s)", app.id, app.key, extra={"app_id": app.id}
             )
+            if app == DEV_APP:
+                # Back because the last app of the store was deleted.
+                logger.warning(DEV_APP_WARNING)
         for app in changes.updated:
             logger.info("App %s changed", app.id, extra={"app_id": app.id})
         for connection in list(self.connections.values()):
