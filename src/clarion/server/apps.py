@@ -12,6 +12,7 @@ from typing import Protocol
 
 from clarion.protocol.apps import App
 from clarion.server.app_store import AppStore, AppStoreError
+from clarion.server.background import cancel_and_wait
 
 __all__ = ["AppChanges", "AppRegistry", "CachedAppRegistry", "StaticAppRegistry"]
 
@@ -184,12 +185,7 @@ class CachedAppRegistry:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         if self.store is not None:
             try:
                 await asyncio.to_thread(self.store.close)

@@ -13,6 +13,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
+from clarion.server.background import cancel_and_wait
 from clarion.server.console.cluster import ClusterSamples, Counts
 from clarion.server.hub import Hub
 
@@ -60,12 +61,7 @@ class Sampler:
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
         if self.cluster is not None:
             from redis.exceptions import RedisError
 

@@ -20,6 +20,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, cast
 
+from clarion.server.background import cancel_and_wait
 from clarion.server.console.auth import SESSION_SECONDS, Session
 
 if TYPE_CHECKING:
@@ -60,12 +61,7 @@ class RevokedSessions:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)
 
     async def revoke(self, session: Session) -> None:
         """Reject ``session`` from now until its expiry.
