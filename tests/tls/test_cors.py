@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -190,3 +191,36 @@ def test_health_endpoints_get_no_cors(servers: dict[str, ServerProcess]) -> None
     status, headers, _ = send(servers["default"], "GET", "/up", {"Origin": "x://y"})
     assert status == 200
     assert "Access-Control-Allow-Origin" not in headers
+
+
+def declare_large_body(server: ServerProcess, path: str, origin: str) -> bytes:
+    """Send only the headers of a POST whose declared body is over
+    max_body_bytes, and return the raw response the listener writes."""
+    with socket.create_connection((server.host, server.port), timeout=WAIT) as sock:
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: {server.host}\r\nOrigin: {origin}\r\n"
+            "Content-Type: application/json\r\nContent-Length: 2000000\r\n\r\n".encode()
+        )
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    return received
+
+
+def test_body_over_limit_answer_carries_cors(
+    servers: dict[str, ServerProcess],
+) -> None:
+    """The 413 that the listener writes before the API sees the request still
+    lets a listed page read it; other paths get no CORS headers."""
+    server = servers["listed"]
+    origin = "https://dash.example.com"
+
+    answer = declare_large_body(server, "/apps/1/events?auth_key=app-key", origin)
+    head = answer.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    assert head.startswith("http/1.1 413")
+    assert f"access-control-allow-origin: {origin}" in head
+
+    other = declare_large_body(server, "/up", origin)
+    other_head = other.split(b"\r\n\r\n", 1)[0].decode("latin-1").lower()
+    assert other_head.startswith("http/1.1 413")
+    assert "access-control-allow-origin" not in other_head

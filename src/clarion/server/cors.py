@@ -11,7 +11,13 @@ from __future__ import annotations
 from clarion.protocol.origins import is_origin_allowed
 from clarion.server.http import Request, Response, error_response
 
-__all__ = ["PREFLIGHT_MAX_AGE", "cors_headers", "is_preflight", "preflight_response"]
+__all__ = [
+    "PREFLIGHT_MAX_AGE",
+    "cors_headers",
+    "cors_headers_for_origin",
+    "is_preflight",
+    "preflight_response",
+]
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
 DEFAULT_ALLOWED_HEADERS = "Content-Type"
@@ -38,11 +44,16 @@ def cors_headers(patterns: tuple[str, ...], request: Request) -> Headers:
     without an ``Origin`` header, or from an origin that matches nothing, gets
     no ``Access-Control-Allow-Origin``.
     """
+    return cors_headers_for_origin(patterns, request.headers.get("origin"))
+
+
+def cors_headers_for_origin(patterns: tuple[str, ...], origin: str | None) -> Headers:
+    """Return the CORS headers of a response to a request from ``origin``, the
+    value of its ``Origin`` header if it has one (see ``cors_headers``)."""
     if not patterns:
         return ()
     if "*" in patterns:
         return (("Access-Control-Allow-Origin", "*"),)
-    origin = request.headers.get("origin")
     if origin is None or not is_origin_allowed(patterns, origin):
         return (("Vary", "Origin"),)
     return (("Access-Control-Allow-Origin", origin), ("Vary", "Origin"))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 from urllib.parse import parse_qsl
@@ -112,6 +113,14 @@ class RequestHandler:
 
     async def handle(self, request: Request) -> Response:
         raise NotImplementedError
+
+    def error_headers(
+        self, path: str, headers: Mapping[str, str]
+    ) -> tuple[tuple[str, str], ...]:
+        """Return the headers of an error response that the listener writes
+        itself (413 for a body over the limit, 500 for an unhandled error) to a
+        request for ``path`` with ``headers``. None by default."""
+        return ()
 
 
 class HttpProtocol(asyncio.Protocol):
@@ -279,7 +288,7 @@ class HttpProtocol(asyncio.Protocol):
                 limit,
             )
             message = f"Request body is over the limit of {limit} bytes"
-            self._fail(error_response(413, message))
+            self._fail(self._body_too_large(message))
             raise httptools.HttpParserError("body too large")
 
     def on_body(self, body: bytes) -> None:
@@ -293,9 +302,15 @@ class HttpProtocol(asyncio.Protocol):
                 limit,
             )
             message = f"Request body is over the limit of {limit} bytes"
-            self._fail(error_response(413, message))
+            self._fail(self._body_too_large(message))
             raise httptools.HttpParserError("body too large")
         self._body.append(body)
+
+    def _body_too_large(self, message: str) -> Response:
+        response = error_response(413, message)
+        path = self._url.decode("latin-1").split("?", 1)[0]
+        response.headers = self.handler.error_headers(path, self._headers)
+        return response
 
     def on_message_complete(self) -> None:
         url = httptools.parse_url(self._url)
@@ -360,6 +375,9 @@ class HttpProtocol(asyncio.Protocol):
                         request.path,
                     )
                     response = error_response(500, "Internal server error")
+                    response.headers = self.handler.error_headers(
+                        request.path, request.headers
+                    )
                 if self.transport.is_closing():
                     return
                 with_body = request.method != "HEAD"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from urllib.parse import unquote
 
 from clarion.protocol import messages
@@ -35,7 +35,12 @@ from clarion.protocol.limits import (
     backend_event_count,
     backend_event_rate_error,
 )
-from clarion.server.cors import cors_headers, is_preflight, preflight_response
+from clarion.server.cors import (
+    cors_headers,
+    cors_headers_for_origin,
+    is_preflight,
+    preflight_response,
+)
 from clarion.server.http import Request, RequestHandler, Response, error_response
 from clarion.server.hub import Hub
 
@@ -93,6 +98,17 @@ class HttpApi(RequestHandler):
             # An exception here becomes a 500 response in the listener.
             status = 500 if response is None else response.status
             self.hub.tally.api_requests[(endpoint_of(request.path), status)] += 1
+
+    def error_headers(
+        self, path: str, headers: Mapping[str, str]
+    ) -> tuple[tuple[str, str], ...]:
+        """Give the listener's own error responses to API paths the CORS
+        headers too, so that a page can read why its request failed."""
+        if not path.startswith("/apps/"):
+            return ()
+        return cors_headers_for_origin(
+            self.hub.settings.cors_origins, headers.get("origin")
+        )
 
     async def _answer(self, request: Request) -> Response:
         try:
