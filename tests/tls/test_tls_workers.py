@@ -79,3 +79,16 @@ async def test_every_worker_serves_tls(
         async with websockets.connect(wss_url(supervisor), ssl=context) as connection:
             message = json.loads(await asyncio.wait_for(connection.recv(), WAIT))
             assert message["event"] == "pusher:connection_established"
+
+
+def test_sighup_reaches_every_worker(supervisor: ServerProcess) -> None:
+    """The supervisor passes SIGHUP on, and each worker reloads its certificate
+    and keeps serving."""
+    assert wait_for_tls_workers(supervisor, 2) == 2
+    os.kill(supervisor.process.pid, signal.SIGHUP)
+    deadline = time.monotonic() + WAIT
+    while supervisor.log_text().count("reloaded the TLS certificate") < 2:
+        assert time.monotonic() < deadline, supervisor.log_text()
+        time.sleep(0.1)
+    assert supervisor.is_running()
+    assert "exited with code" not in supervisor.log_text()

@@ -28,7 +28,7 @@ from clarion.server.hub import Hub
 from clarion.server.limits import LimitCounter, LocalLimitCounter
 from clarion.server.metrics import Metrics
 from clarion.server.ops import OpsEndpoints
-from clarion.server.tls import load_tls_context
+from clarion.server.tls import load_tls_context, reload_tls_context
 
 __all__ = ["ListenError", "run", "serve"]
 
@@ -70,6 +70,9 @@ async def serve(
         lambda: HttpProtocol(hub, api, sessions, console, ops),
         "--port",
         tls_context,
+    )
+    asyncio.get_running_loop().add_signal_handler(
+        signal.SIGHUP, _reload_tls, settings, tls_context
     )
     metrics_server = None
     if settings.metrics_port:
@@ -201,6 +204,22 @@ async def open_registry(settings: Settings) -> CachedAppRegistry:
     if registry.loaded and not registry.all() and not settings.dev_app_allowed:
         check_dev_app_exposure(settings, True)
     return registry
+
+
+def _reload_tls(settings: Settings, context: ssl.SSLContext | None) -> None:
+    """Answer SIGHUP: read the certificate and key files again, so that a
+    renewed certificate is served without a restart."""
+    if context is None:
+        logger.info("Received SIGHUP: nothing to reload without tls_cert_file")
+        return
+    try:
+        reload_tls_context(context, settings)
+    except ConfigError as exc:
+        logger.error("Received SIGHUP: %s; still serving the previous certificate", exc)
+        return
+    logger.info(
+        "Received SIGHUP: reloaded the TLS certificate from %s", settings.tls_cert_file
+    )
 
 
 def _adapter(settings: Settings) -> Adapter:

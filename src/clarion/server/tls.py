@@ -7,7 +7,7 @@ from pathlib import Path
 
 from clarion.server.config import ConfigError, Settings
 
-__all__ = ["load_tls_context"]
+__all__ = ["load_tls_context", "reload_tls_context"]
 
 _CERTIFICATE_HEADER = "-----BEGIN CERTIFICATE-----"
 _ENCRYPTED_KEY_MARKERS = (
@@ -20,8 +20,8 @@ def load_tls_context(settings: Settings) -> ssl.SSLContext | None:
     """Build the server's TLS context, or return None when ``tls_cert_file`` is
     not set.
 
-    The files are read once, here; a renewed certificate takes effect when the
-    server restarts.
+    The files are read here at start, and again by ``reload_tls_context`` on
+    SIGHUP.
 
     Raises:
         ConfigError: a file is missing, unreadable or invalid, the key is
@@ -71,6 +71,21 @@ def load_tls_context(settings: Settings) -> ssl.SSLContext | None:
     except ssl.SSLError as exc:
         raise ConfigError(_load_error(settings, key_setting, key_path, exc)) from exc
     return context
+
+
+def reload_tls_context(context: ssl.SSLContext, settings: Settings) -> None:
+    """Read the certificate and key files again into ``context``. Handshakes
+    after this use the new certificate; open connections keep theirs.
+
+    Raises:
+        ConfigError: as ``load_tls_context``; ``context`` is then unchanged.
+    """
+    # Checked in a fresh context first, so that bad files leave the one in
+    # use as it was.
+    load_tls_context(settings)
+    context.load_cert_chain(
+        settings.tls_cert_file, settings.tls_key_file or None, password=b""
+    )
 
 
 def _read(setting: str, path: str) -> str:

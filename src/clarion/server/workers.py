@@ -83,8 +83,13 @@ def _run_workers(
             _signal_running(children, signal.SIGTERM)
         stopping = True
 
+    def reload(signum: int, frame: FrameType | None) -> None:
+        logger.info("Received SIGHUP: passing it to the workers")
+        _signal_running(children, signal.SIGHUP)
+
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, reload)
 
     children += [start() for _ in range(workers)]
     logger.info(
