@@ -24,6 +24,14 @@ BAD_URLS = [
         f"postgresql://postgres@127.0.0.1:1/clarion?password={PASSWORD}&x=1",
         id="query",
     ),
+    pytest.param(
+        f"postgresql://postgres@127.0.0.1:1/clarion?password={PASSWORD}%zz",
+        id="query-bad-escape",
+    ),
+    pytest.param(
+        f"postgresql://postgres@127.0.0.1:1/clarion?sslpassword={PASSWORD}%zz",
+        id="sslpassword",
+    ),
 ]
 CONFIG = """
 [[apps]]

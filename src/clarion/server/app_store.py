@@ -475,11 +475,17 @@ def _scrub_url(text: str, url: str) -> str:
     """Return ``text`` with ``url`` and its password replaced by the URL
     without password."""
     text = text.replace(url, _without_password(url))
-    credentials = url.partition("://")[2].split("?", 1)[0].rpartition("@")[0]
-    password = credentials.partition(":")[2]
-    for form in (password, unquote(password)):
-        if form:
-            text = text.replace(form, "***")
+    location, _, query = url.partition("://")[2].partition("?")
+    passwords = [location.rpartition("@")[0].partition(":")[2]]
+    # libpq also takes password= and sslpassword= in the query string.
+    for parameter in query.split("&"):
+        name, _, value = parameter.partition("=")
+        if "password" in name.lower():
+            passwords.append(value)
+    for password in passwords:
+        for form in (password, unquote(password)):
+            if form:
+                text = text.replace(form, "***")
     return re.sub(r"(password\s*=\s*)('[^']*'|[^\s&'\"]+)", r"\1***", text)
 
 
