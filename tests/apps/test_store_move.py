@@ -120,3 +120,43 @@ def test_secret_from_stdin(sqlite_store: StoreTarget) -> None:
     missing = sqlite_store.cli("create", "--secret-from-env", "NO_SUCH_VARIABLE")
     assert missing.returncode == 2
     assert "NO_SUCH_VARIABLE" in missing.stderr
+
+
+SETTINGS_CONFIG = f"""
+[[apps]]
+id = "100"
+key = "chat-key"
+secret = "{SECRET}"
+enabled = false
+require_tls = true
+allowed_origins = ["https://chat.example.com"]
+max_connections = 7
+
+[[apps.webhooks]]
+url = "http://127.0.0.1:9/hooks"
+"""
+
+
+def test_move_copies_every_setting(sqlite_store: StoreTarget) -> None:
+    """The store copy of a moved app has the switches, origins, limits and
+    webhooks of its [[apps]] table, so removing the table changes nothing; other
+    options with a move exit 2."""
+    config = sqlite_store.directory / "clarion.toml"
+    config.write_text(SETTINGS_CONFIG, encoding="utf-8")
+    sqlite_store.env["CHAT_SECRET"] = SECRET
+    move = ("create", "--id", "100", "--key", "chat-key", "--config", str(config),
+            "--secret-from-env", "CHAT_SECRET")  # fmt: skip
+
+    refused = sqlite_store.cli(*move, "--client-events")
+    assert refused.returncode == 2
+    assert "clarion apps update" in refused.stderr
+
+    assert sqlite_store.cli(*move).returncode == 0
+    shown = sqlite_store.cli("show", "100", "--json").json()
+    assert shown["enabled"] is False
+    assert shown["require_tls"] is True
+    assert shown["allowed_origins"] == ["https://chat.example.com"]
+    assert shown["limits"]["max_connections"] == 7
+    assert [target["url"] for target in shown["webhooks"]] == [
+        "http://127.0.0.1:9/hooks"
+    ]

@@ -316,6 +316,12 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
     taken_ids = {app.id for app in (*stored, *config_apps)}
     taken_keys = {app.key for app in (*stored, *config_apps)}
 
+    if moved is not None and _gives_settings(args):
+        raise UsageError(
+            f"Moving app {app_id} copies every setting of its [[apps]] table; give "
+            "only --id, --key and the secret, then change it with "
+            "`clarion apps update`"
+        )
     table: dict[str, Any] = {
         "id": app_id,
         "key": key,
@@ -330,7 +336,7 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
         table["webhooks"] = webhooks
     if args.allowed_origins is not None:
         table["allowed_origins"] = _split_list(args.allowed_origins)
-    app = app_from_table(table, "app")
+    app = moved if moved is not None else app_from_table(table, "app")
 
     if app.id in taken_ids or app.key in taken_keys:
         which = f"id {app.id}" if app.id in taken_ids else f"key {app.key}"
@@ -369,6 +375,17 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
             f"{_refresh_text(settings)}, and close its connections with 4001."
         )
     return 0
+
+
+def _gives_settings(args: argparse.Namespace) -> bool:
+    """Whether `create` got any option besides the id, the key and the secret."""
+    return (
+        args.disabled
+        or not args.watchlist_events
+        or any(getattr(args, name) for name, _, _ in _SWITCHES)
+        or bool(args.limit or args.webhook or args.webhook_events)
+        or args.allowed_origins is not None
+    )
 
 
 def _list(args: argparse.Namespace, settings: Settings, store: AppStore) -> int:
