@@ -308,7 +308,11 @@ class HttpProtocol(asyncio.Protocol):
 
     def _body_too_large(self, message: str) -> Response:
         response = error_response(413, message)
-        path = self._url.decode("latin-1").split("?", 1)[0]
+        try:
+            # parse_url also takes the absolute form, http://host/path.
+            path = (httptools.parse_url(self._url).path or b"").decode("latin-1")
+        except httptools.HttpParserInvalidURLError:
+            path = ""
         response.headers = self.handler.error_headers(path, self._headers)
         return response
 
