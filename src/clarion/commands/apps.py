@@ -49,6 +49,12 @@ _SWITCHES = (
 )
 
 
+_DESCRIBED_APART = frozenset(
+    {"id", "key", "secret", "previous_secret", "limits", "webhooks"}
+)
+"""App fields that ``_describe`` writes on their own, not in the field loop."""
+
+
 class UsageError(Exception):
     """Bad input from the command line, which exits with 2."""
 
@@ -645,27 +651,26 @@ def _parse_limits(values: list[str]) -> dict[str, int]:
 def _describe(app: App, *, show_secret: bool) -> dict[str, Any]:
     """Return the app as JSON-ready values, with its secrets only if
     ``show_secret`` is true."""
+    from clarion.server.config import webhook_to_table
+
     description: dict[str, Any] = {"id": app.id, "key": app.key}
     if show_secret:
         description["secret"] = app.secret
         description["previous_secret"] = app.previous_secret
     description["rotating"] = bool(app.previous_secret)
     for field in dataclasses.fields(app):
-        if field.name in ("id", "key", "secret", "previous_secret", "limits"):
-            continue
-        if field.name == "webhooks":
+        if field.name in (
+            "id",
+            "key",
+            "secret",
+            "previous_secret",
+            "limits",
+            "webhooks",
+        ):
             continue
         description[field.name] = getattr(app, field.name)
     description["limits"] = dataclasses.asdict(app.limits)
-    description["webhooks"] = [
-        {
-            "url": target.url,
-            "event_types": sorted(target.event_types),
-            "channel_prefix": target.channel_prefix,
-            "headers": dict(target.headers),
-        }
-        for target in app.webhooks
-    ]
+    description["webhooks"] = [webhook_to_table(target) for target in app.webhooks]
     return description
 
 

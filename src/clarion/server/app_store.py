@@ -27,7 +27,7 @@ from urllib.parse import unquote
 
 from clarion.protocol.apps import App, Limits
 from clarion.protocol.webhooks import PUSHER_EVENT_TYPES, WebhookTarget
-from clarion.server.config import app_from_table, app_to_table
+from clarion.server.config import app_from_table, app_to_table, webhook_to_table
 
 __all__ = [
     "AppStore",
@@ -508,15 +508,7 @@ def _write_row(app: App) -> tuple[str, str, str, str, str, str, str]:
         name: _to_json_value(getattr(app, name)) for name in sorted(_OPTION_FIELDS)
     }
     limits = dataclasses.asdict(app.limits)
-    webhooks = [
-        {
-            "url": target.url,
-            "event_types": sorted(target.event_types),
-            "channel_prefix": target.channel_prefix,
-            "headers": dict(target.headers),
-        }
-        for target in app.webhooks
-    ]
+    webhooks = [webhook_to_table(target) for target in app.webhooks]
     return (
         app.id,
         app.key,

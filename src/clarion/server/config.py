@@ -25,6 +25,7 @@ __all__ = [
     "app_to_table",
     "check_dev_app_exposure",
     "load_settings",
+    "webhook_to_table",
 ]
 
 logger = logging.getLogger(__name__)
@@ -474,16 +475,19 @@ def app_to_table(app: App) -> dict[str, Any]:
         **{name: getattr(app.limits, name) for name in _LIMIT_KEYS},
         "allowed_origins": list(app.allowed_origins),
     }
-    table["webhooks"] = [
-        {
-            "url": target.url,
-            "event_types": sorted(target.event_types),
-            "channel_prefix": target.channel_prefix,
-            "headers": dict(target.headers),
-        }
-        for target in app.webhooks
-    ]
+    table["webhooks"] = [webhook_to_table(target) for target in app.webhooks]
     return table
+
+
+def webhook_to_table(target: WebhookTarget) -> dict[str, Any]:
+    """Return a webhook target as an ``[[apps.webhooks]]`` table, with its
+    event types sorted."""
+    return {
+        "url": target.url,
+        "event_types": sorted(target.event_types),
+        "channel_prefix": target.channel_prefix,
+        "headers": dict(target.headers),
+    }
 
 
 def _check_origin_patterns(patterns: tuple[str, ...], name: str) -> None:
