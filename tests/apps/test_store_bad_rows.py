@@ -38,7 +38,8 @@ def test_deeply_nested_value_skips_only_that_app(
     listed = store.cli("list", "--json")
     assert listed.returncode == 0, listed.stderr
     assert [app["id"] for app in listed.json()] == ["10"]
-    assert "App 20" in listed.stderr and "nested too deeply" in listed.stderr
+    assert "App 20" in listed.stderr
+    assert "nested too deeply" in listed.stderr
 
     shown = store.cli("show", "20")
     assert shown.returncode == 1
@@ -84,7 +85,8 @@ def test_row_checked_like_config_table(
     assert [app.id for app in apps] == ["10"]
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 1
-    assert "App 30" in errors[0] and field in errors[0]
+    assert "App 30" in errors[0]
+    assert field in errors[0]
     with pytest.raises(UnreadableAppError):
         SQLiteAppStore(target.sqlite_path).find_app("30")
 

@@ -384,7 +384,8 @@ def _create(args: argparse.Namespace, settings: Settings, store: AppStore) -> in
 
 
 def _gives_settings(args: argparse.Namespace) -> bool:
-    """Whether `create` got any option besides the id, the key and the secret."""
+    """Return whether `create` got any option besides the id, the key and the
+    secret."""
     return (
         args.disabled
         or not args.watchlist_events

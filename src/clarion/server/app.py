@@ -207,8 +207,8 @@ async def open_registry(settings: Settings) -> CachedAppRegistry:
 
 
 def _reload_tls(settings: Settings, context: ssl.SSLContext | None) -> None:
-    """Answer SIGHUP: read the certificate and key files again, so that a
-    renewed certificate is served without a restart."""
+    """Reload the certificate and key files on SIGHUP, so that a renewed
+    certificate is served without a restart."""
     if context is None:
         logger.info("Received SIGHUP: nothing to reload without tls_cert_file")
         return

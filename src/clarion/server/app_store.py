@@ -85,12 +85,14 @@ class DuplicateAppError(AppStoreError):
 
 
 class AppStore(Protocol):
-    """Where ``clarion apps`` writes apps and the server reads them."""
+    """The storage that ``clarion apps`` writes apps to and the server reads
+    them from."""
 
     description: str
-    """Where the store is, for messages. It never contains a password."""
+    """The store's location, for messages, without any password."""
     skipped: tuple[str, ...]
-    """Why each row skipped by the last ``load_apps`` cannot be read."""
+    """The reason, per app id, that each row skipped by the last ``load_apps``
+    cannot be read."""
 
     def load_apps(self) -> list[App]:
         """Return every app, ordered by id. Rows that cannot be read are
@@ -201,7 +203,8 @@ class _SqlAppStore:
         return changed > 0
 
     _lock_row = ""
-    """What ends a SELECT to lock the row it reads until the transaction ends."""
+    """The clause that makes a SELECT lock the row it reads until the
+    transaction ends."""
 
     @contextmanager
     def _transaction(self) -> Iterator[Callable[..., list[tuple[Any, ...]]]]:

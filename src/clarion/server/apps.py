@@ -57,7 +57,7 @@ class StaticAppRegistry:
 
 @dataclass(frozen=True, slots=True)
 class AppChanges:
-    """What one refresh changed in the apps served."""
+    """The changes that one refresh made to the apps served."""
 
     removed: tuple[App, ...]
     """Apps no longer served, as they were before the refresh."""
@@ -147,7 +147,7 @@ class CachedAppRegistry:
             )
         except (AppStoreError, TimeoutError) as exc:
             if isinstance(exc, TimeoutError):
-                exc = AppStoreError(f"no answer within {self.read_timeout:g} s")
+                exc = AppStoreError(f"read timed out after {self.read_timeout:g} s")
             self.failures += 1
             logger.error(
                 "Cannot read the app store (attempt %d, next in %.1f s); "

@@ -115,7 +115,7 @@ class Settings:
     """Resident memory in MiB over which new connections get 4100 and /ready
     fails; 0 is no limit."""
     app_store: str = ""
-    """Where ``clarion apps`` keeps apps: empty or ``sqlite`` for the file
+    """The store of ``clarion apps``: empty or ``sqlite`` for the file
     ``apps.sqlite3`` in ``data_dir``, or a ``postgresql://`` URL."""
     app_refresh_ms: int = 5000
     """Milliseconds between reads of the app store by each server process."""

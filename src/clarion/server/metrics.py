@@ -283,9 +283,9 @@ class Metrics:
             try:
                 return generate_latest(self.registry)
             except (ValueError, OSError, RuntimeError, struct.error) as exc:
-                # With several workers another process may be growing its
-                # metrics file while this one reads it; a second read sees
-                # the whole file.
+                # With several workers, another process may be growing its
+                # metrics file while this one reads it. A later read usually
+                # gets the whole file.
                 if attempt == RENDER_ATTEMPTS:
                     raise
                 logger.warning(

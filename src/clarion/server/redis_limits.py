@@ -26,7 +26,7 @@ because an HTTP API request waits for its rate check."""
 # Count ``amount`` in the current one-second window of a rate if the
 # sliding-window estimate leaves room for it, with the same arithmetic as
 # clarion.protocol.limits.rate_allows. The time comes from Redis, so that every
-# node cuts windows at the same instants whatever its clock says. The key names
+# node cuts windows at the same instants, whatever its own clock reads. The key names
 # are built here, so this needs standalone Redis, as the adapter does.
 _TAKE_RATE = """
 local now = redis.call('TIME')

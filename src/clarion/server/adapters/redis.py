@@ -55,7 +55,7 @@ SESSION_OWNER_TTL = 24 * 3600
 """Seconds an HTTP session's owner is remembered without being refreshed."""
 CACHE_MISS_TTL = 24 * 3600
 """Seconds a cache channel's recorded miss lasts when the channel gets no cached
-event, so that records of channels nobody publishes to do not pile up."""
+event, so that records of channels without publishers do not pile up."""
 STARTUP_WAIT = 5.0
 """Seconds a subscribe or sign-in waits for a starting node's first heartbeat."""
 HEARTBEAT_INTERVAL = 2.0
